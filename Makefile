@@ -1,0 +1,71 @@
+# Developer and CI entry points. Everything runs in a local .venv so a fresh
+# clone needs only python3 (>= 3.11) on the PATH.
+.PHONY: help venv test test-unit test-integration test-upgrade demo docs quality bench clean
+
+PYTHON_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# pytest exits 5 when it collects no test; an empty suite is not a failure here.
+PYTEST = $(PY) -m pytest
+OK_IF_EMPTY = || test $$? -eq 5
+
+help:
+	@echo "make demo | test | test-unit | test-integration | test-upgrade | docs | quality | bench | clean"
+
+$(PY):
+	$(PYTHON_SYS) -m venv $(VENV)
+
+# Re-install only when setup.py changes (the install is editable).
+$(VENV)/.stamp: setup.py | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,docs]'
+	touch $@
+
+$(VENV)/.stamp-demo: setup.py | $(PY)
+	$(PY) -m pip install -q -e '.[demo]'
+	touch $@
+
+$(VENV)/.stamp-quality: setup.py | $(PY)
+	$(PY) -m pip install -q -e '.[quality]'
+	touch $@
+
+venv: $(VENV)/.stamp
+
+test: test-unit test-integration test-upgrade
+
+test-unit: $(VENV)/.stamp
+	$(PYTEST) tests --ignore=tests/integration --ignore=tests/upgrade -p no:cacheprovider -q $(OK_IF_EMPTY)
+
+test-integration: $(VENV)/.stamp
+	@if [ -d tests/integration ]; then \
+	  set -e; \
+	  USER_TASKS_TEST_DB=postgres USER_TASKS_TEST_BROKER=redis \
+	    $(PYTEST) tests/integration -q -p no:cacheprovider $(OK_IF_EMPTY); \
+	  USER_TASKS_TEST_DB=mariadb USER_TASKS_TEST_BROKER=rabbitmq \
+	    $(PYTEST) tests/integration -q -p no:cacheprovider $(OK_IF_EMPTY); \
+	else echo "tests/integration does not exist yet: skipped"; fi
+
+test-upgrade: $(VENV)/.stamp
+	@if [ -d tests/upgrade ]; then \
+	  $(PYTEST) tests/upgrade -q -p no:cacheprovider $(OK_IF_EMPTY); \
+	else echo "tests/upgrade does not exist yet: skipped"; fi
+
+demo: $(VENV)/.stamp-demo
+	$(PY) example/demo.py
+
+docs: $(VENV)/.stamp
+	$(VENV)/bin/sphinx-build -W -b html docs docs/_build/html
+
+quality: $(VENV)/.stamp-quality
+	$(VENV)/bin/ruff check $(wildcard user_tasks tests example bench)
+
+bench: $(VENV)/.stamp
+	@for f in bench/*.py; do \
+	  [ -e "$$f" ] || continue; \
+	  echo "== $$f"; \
+	  $(PY) "$$f" || exit 1; \
+	done
+
+clean:
+	rm -rf docs/_build example/var build dist *.egg-info .tox .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print | xargs rm -rf

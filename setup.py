@@ -1,0 +1,90 @@
+"""Packaging for django-user-tasks (the clean-room 5.x rebuild)."""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.abspath(os.path.dirname(__file__))
+
+
+def read(*parts):
+    """Return the text of a file relative to this one."""
+    with open(os.path.join(HERE, *parts), encoding='utf-8') as handle:
+        return handle.read()
+
+
+def get_version():
+    """Parse __version__ out of user_tasks/__init__.py without importing it."""
+    match = re.search(
+        r"""^__version__\s*=\s*['"]([^'"]+)['"]""",
+        read('user_tasks', '__init__.py'),
+        re.MULTILINE,
+    )
+    if not match:
+        raise RuntimeError('Unable to find __version__ in user_tasks/__init__.py')
+    return match.group(1)
+
+
+INSTALL_REQUIRES = [
+    'Django>=4.2,<6.0',
+    'celery>=5.3,<6',
+    'djangorestframework>=3.14',
+    'django-model-utils>=4.0',
+    'edx-django-utils>=5.13',
+    'rules>=3.0',
+    'opentelemetry-api>=1.20',
+    'prometheus-client>=0.17',
+]
+
+EXTRAS_REQUIRE = {
+    'test': [
+        'pytest',
+        'pytest-django',
+        'pytest-timeout',
+        'psycopg2-binary',
+        'PyMySQL',
+        'redis',
+        'opentelemetry-sdk',
+        'drf-spectacular',
+        'schemathesis',
+        'playwright',
+    ],
+    'docs': [
+        'sphinx',
+        'sphinx-rtd-theme',
+        'drf-spectacular',
+    ],
+    'demo': [],
+    'quality': [
+        'ruff',
+    ],
+}
+
+setup(
+    name='django-user-tasks',
+    version=get_version(),
+    description='Management of user-triggered asynchronous tasks in Django projects',
+    long_description=read('README.rst'),
+    long_description_content_type='text/x-rst',
+    author='user_tasks maintainers',
+    license='Apache Software License 2.0',
+    packages=find_packages(include=['user_tasks', 'user_tasks.*']),
+    include_package_data=True,
+    zip_safe=False,
+    python_requires='>=3.11',
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    keywords='Django Celery asynchronous tasks edx',
+    classifiers=[
+        'Development Status :: 4 - Beta',
+        'Framework :: Django',
+        'Framework :: Django :: 4.2',
+        'Framework :: Django :: 5.2',
+        'Intended Audience :: Developers',
+        'License :: OSI Approved :: Apache Software License',
+        'Natural Language :: English',
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+    ],
+)
