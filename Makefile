@@ -31,7 +31,11 @@ $(VENV)/.stamp-quality: setup.py | $(PY)
 
 venv: $(VENV)/.stamp
 
-test: test-unit test-integration test-upgrade
+# In order, stopping at the first failure (even under make -j).
+test:
+	$(MAKE) test-unit
+	$(MAKE) test-integration
+	$(MAKE) test-upgrade
 
 test-unit: $(VENV)/.stamp
 	$(PYTEST) tests --ignore=tests/integration --ignore=tests/upgrade -p no:cacheprovider -q $(OK_IF_EMPTY)
