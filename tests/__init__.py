@@ -1,0 +1,1 @@
+from tests.celery import app as celery_app  # noqa: F401

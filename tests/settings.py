@@ -1,0 +1,98 @@
+"""
+Django settings for the test suite.
+
+The database and broker come from the environment, so one suite runs on SQLite with
+an in-memory broker (unit layer) and on PostgreSQL/MariaDB with Redis/RabbitMQ
+(integration layer):
+
+- ``USER_TASKS_TEST_DB``: ``sqlite`` (default), ``postgres`` or ``mariadb``
+- ``USER_TASKS_TEST_BROKER``: ``memory`` (default), ``redis`` or ``rabbitmq``
+- ``USER_TASKS_TEST_POSTGRES`` / ``_MARIADB`` / ``_REDIS`` / ``_RABBITMQ``: addresses,
+  with loopback defaults.
+"""
+import os
+from urllib.parse import urlparse
+
+try:
+    import pymysql
+    pymysql.install_as_MySQLdb()
+except ImportError:  # pragma: no cover
+    pass
+
+BASE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+SERVICES = {
+    'postgres': os.environ.get('USER_TASKS_TEST_POSTGRES', 'postgres://postgres@127.0.0.1:5432/user_tasks'),
+    'mariadb': os.environ.get('USER_TASKS_TEST_MARIADB', 'mysql://root@127.0.0.1:3306/user_tasks'),
+    'redis': os.environ.get('USER_TASKS_TEST_REDIS', 'redis://127.0.0.1:6379/0'),
+    'rabbitmq': os.environ.get('USER_TASKS_TEST_RABBITMQ', 'amqp://guest:guest@127.0.0.1:5672//'),
+}
+DB_KIND = os.environ.get('USER_TASKS_TEST_DB', 'sqlite')
+BROKER_KIND = os.environ.get('USER_TASKS_TEST_BROKER', 'memory')
+
+
+def _database(kind):
+    if kind == 'sqlite':
+        name = os.environ.get('USER_TASKS_TEST_SQLITE_NAME', ':memory:')
+        return {'ENGINE': 'django.db.backends.sqlite3', 'NAME': name, 'TEST': {'NAME': name if name != ':memory:' else None}}
+    url = urlparse(SERVICES[kind])
+    engine = 'django.db.backends.postgresql' if kind == 'postgres' else 'django.db.backends.mysql'
+    name = os.environ.get('USER_TASKS_TEST_DB_NAME', url.path.lstrip('/') or 'user_tasks')
+    database = {
+        'ENGINE': engine, 'NAME': name, 'USER': url.username or '', 'PASSWORD': url.password or '',
+        'HOST': url.hostname, 'PORT': str(url.port or ''),
+        # The worker subprocess connects to the very database the test runner created.
+        'TEST': {'NAME': name if os.environ.get('USER_TASKS_TEST_DB_NAME') else f'test_{name}'},
+    }
+    if kind == 'mariadb':
+        database['OPTIONS'] = {'charset': 'utf8mb4'}
+    return database
+
+
+DATABASES = {'default': _database(DB_KIND)}
+
+SECRET_KEY = 'user-tasks-tests'
+USE_TZ = True
+TIME_ZONE = 'UTC'
+DEFAULT_AUTO_FIELD = 'django.db.models.AutoField'
+ROOT_URLCONF = 'tests.urls'
+MEDIA_ROOT = os.environ.get('USER_TASKS_TEST_MEDIA_ROOT', os.path.join(BASE_DIR, '..', '.test-media'))
+
+INSTALLED_APPS = [
+    'django.contrib.admin',
+    'django.contrib.auth',
+    'django.contrib.contenttypes',
+    'django.contrib.messages',
+    'django.contrib.sessions',
+    'rest_framework',
+    'user_tasks',
+    'tests',
+]
+MIDDLEWARE = [
+    'django.contrib.sessions.middleware.SessionMiddleware',
+    'django.middleware.common.CommonMiddleware',
+    'django.middleware.csrf.CsrfViewMiddleware',
+    'django.contrib.auth.middleware.AuthenticationMiddleware',
+    'django.contrib.messages.middleware.MessageMiddleware',
+]
+TEMPLATES = [{
+    'BACKEND': 'django.template.backends.django.DjangoTemplates',
+    'APP_DIRS': True,
+    'OPTIONS': {'context_processors': [
+        'django.template.context_processors.request',
+        'django.contrib.auth.context_processors.auth',
+        'django.contrib.messages.context_processors.messages',
+    ]},
+}]
+AUTHENTICATION_BACKENDS = [
+    'rules.permissions.ObjectPermissionBackend',
+    'django.contrib.auth.backends.ModelBackend',
+]
+
+CELERY_BROKER_URL = {'memory': 'memory://'}.get(BROKER_KIND) or SERVICES[BROKER_KIND]
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_PROTOCOL = int(os.environ.get('USER_TASKS_TEST_PROTOCOL', '2'))
+CELERY_RESULT_BACKEND = os.environ.get('USER_TASKS_TEST_RESULT_BACKEND') or None

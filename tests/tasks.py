@@ -1,0 +1,100 @@
+"""Sample tasks used by the unit and integration tests (and the worker they start)."""
+import functools
+import time
+
+from celery import shared_task
+
+from user_tasks.models import UserTaskArtifact
+from user_tasks.tasks import UserTask
+
+
+class SampleTask(UserTask):  # pylint: disable=abstract-method
+    """Counts its steps from ``steps`` and names itself after ``label``."""
+
+    @staticmethod
+    def calculate_total_steps(arguments_dict):
+        return arguments_dict.get('steps', 1)
+
+    @classmethod
+    def generate_name(cls, arguments_dict):
+        return f"Sample {arguments_dict.get('label', 'task')}"
+
+
+@shared_task(base=SampleTask, bind=True)
+def sample_task(self, user_id, label='task', steps=1, **kwargs):  # pylint: disable=unused-argument
+    """Complete ``steps`` steps and write an Output artifact."""
+    for _ in range(steps):
+        self.status.increment_completed_steps()
+    UserTaskArtifact.objects.create(status=self.status, text=f'done {label}')
+    return label
+
+
+@shared_task(base=SampleTask, bind=True)
+def noop_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+    """Do nothing: the cheapest user task."""
+    return None
+
+
+@shared_task(base=SampleTask, bind=True)
+def failing_task(self, user_id, message='it broke', **kwargs):  # pylint: disable=unused-argument
+    raise ValueError(message)
+
+
+@shared_task(base=SampleTask, bind=True, max_retries=2, default_retry_delay=0)
+def retrying_task(self, user_id, succeed_on=2, **kwargs):  # pylint: disable=unused-argument
+    """Retry until attempt ``succeed_on`` (1-based), then succeed."""
+    if self.request.retries + 1 < succeed_on:
+        raise self.retry(exc=RuntimeError('not yet'), countdown=0)
+    return self.request.retries
+
+
+@shared_task(base=SampleTask, bind=True)
+def slow_task(self, user_id, steps=10, delay=0.2, **kwargs):  # pylint: disable=unused-argument
+    """Take ``steps`` steps of ``delay`` seconds each, checking for cancellation at each."""
+    for _ in range(steps):
+        time.sleep(delay)
+        self.status.increment_completed_steps()
+    return steps
+
+
+@shared_task(base=SampleTask, bind=True)
+def custom_state_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+    self.status.set_state('Exporting')
+    self.status.increment_completed_steps()
+    self.status.set_state('Compressing')
+    return 'ok'
+
+
+@shared_task(base=SampleTask, name='custom.registered.name', bind=True)
+def custom_named_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+    return self.name
+
+
+@shared_task(base=SampleTask)
+def unbound_task(user_id, label='unbound', **kwargs):  # pylint: disable=unused-argument
+    return label
+
+
+def logged(function):
+    """A decorator hiding the signature behind ``*args, **kwargs`` (as edx-platform's do)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        return function(*args, **kwargs)
+    return wrapper
+
+
+@shared_task(base=SampleTask, bind=True)
+@logged
+def decorated_task(self, user_id, label='decorated', **kwargs):  # pylint: disable=unused-argument
+    return label
+
+
+@shared_task(base=SampleTask, bind=True)
+def varargs_task(self, user_id, *args, **kwargs):  # pylint: disable=unused-argument
+    return len(args)
+
+
+@shared_task
+def plain_task(*args, **kwargs):
+    """Not a user task: gets no row."""
+    return 'plain'

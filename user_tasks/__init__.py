@@ -1,0 +1,12 @@
+"""
+Status tracking for long, user-triggered Celery tasks.
+
+``user_task_stopped`` is sent exactly once for every task row that reaches a final
+state (Succeeded, Failed or Canceled), after the row is final and committed, with
+``sender=UserTaskStatus`` and ``status=<the row>``.
+"""
+from django.dispatch import Signal
+
+__version__ = "5.0.0.dev0"
+
+user_task_stopped = Signal()

@@ -1,0 +1,301 @@
+"""
+Recording user tasks when they are published, including groups, chains and chords.
+
+The row for a task is written when its message is published.  A chain, group or
+chord gets a container row (``is_container``, ``task_class`` ``celery.chain`` /
+``celery.group`` / ``celery.chord``) whose children are its UserTask members; a
+chord's header group is a container under the chord.  Everything a publish needs is
+read from the message (see ``user_tasks.utils``), with one exception: a group's
+members are sent one message at a time and no message says how many there are, so
+the group object being applied is read from the publishing stack to size the
+container up front.  That is what stops a fast first child from completing a group
+whose later members have not been recorded yet.  When the group cannot be found
+(another Celery internals layout), the container grows as members arrive.
+"""
+import logging
+import sys
+from collections import OrderedDict
+
+from celery import current_app
+from celery.canvas import Signature, _chain, group, maybe_signature
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, router, transaction
+
+from user_tasks.models import UserTaskStatus
+
+LOG = logging.getLogger(__name__)
+
+_MISSING_USER = 'Each invocation of a UserTaskMixin subclass must include the user_id'
+_MEMORY = 2000
+
+
+class _Recent:
+    """A bounded map of recently recorded task ids (and container rows) in this process."""
+
+    def __init__(self):
+        self._items = OrderedDict()
+
+    def get(self, key):
+        return self._items.get(key)
+
+    def add(self, key, value=True):
+        self._items[key] = value
+        while len(self._items) > _MEMORY:
+            self._items.popitem(last=False)
+
+
+_recorded = _Recent()     # task ids whose rows this process wrote
+_containers = _Recent()   # container task id -> (row, sized up front)
+
+
+def _is_user_task(task):
+    from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
+    return isinstance(task, UserTaskMixin)
+
+
+def _user_id(arguments):
+    if 'user_id' not in arguments:
+        raise TypeError(_MISSING_USER)
+    user_id = arguments['user_id']
+    try:
+        return get_user_model()._meta.pk.to_python(user_id)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise TypeError(f'Invalid user_id: {user_id}') from exc
+
+
+def _describe(task, args, kwargs, task_id):
+    """An unsaved status row for one invocation of a UserTask."""
+    arguments = task.arguments_as_dict(*(args or ()), **(kwargs or {}))
+    return UserTaskStatus(
+        task_id=task_id,
+        task_class=task.name,
+        name=task.generate_name(arguments),
+        total_steps=task.calculate_total_steps(arguments),
+        user_id=_user_id(arguments),
+    )
+
+
+def _signature_task(sig):
+    task = current_app.tasks.get(sig.task) if sig.task else None
+    return task if task is not None and _is_user_task(task) else None
+
+
+def _flatten_chain(sig):
+    """The plain signatures of a chain (or of protocol-1 linked callbacks), in run order."""
+    sig = maybe_signature(sig, app=current_app)
+    if isinstance(sig, _chain):
+        for member in sig.tasks:
+            yield from _flatten_chain(member)
+        return
+    yield sig
+    links = sig.options.get('link') or []
+    if len(links) == 1:
+        yield from _flatten_chain(links[0])
+
+
+def _steps_and_name(sig):
+    """(total steps, first user_task_name) of a signature, a chain or a nested group."""
+    sig = maybe_signature(sig, app=current_app)
+    if isinstance(sig, group):
+        members = sig.tasks
+    elif isinstance(sig, _chain):
+        members = sig.tasks
+    else:
+        task = _signature_task(sig)
+        if task is None:
+            return 0, None
+        arguments = task.arguments_as_dict(*sig.args, **sig.kwargs)
+        return task.calculate_total_steps(arguments), sig.kwargs.get('user_task_name')
+    total, name = 0, None
+    for member in members:
+        steps, member_name = _steps_and_name(member)
+        total += steps
+        name = name or member_name
+    return total, name
+
+
+def _applying_group(group_id):
+    """The group whose members are being published right now, read from the caller's stack."""
+    frame = sys._getframe(1)  # pylint: disable=protected-access
+    for _ in range(80):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get('self')
+        if isinstance(owner, group) and frame.f_code.co_name in ('_apply_tasks', 'apply_async', 'run'):
+            if owner.options.get('task_id') in (None, group_id) or frame.f_locals.get('group_id') == group_id:
+                return owner
+        frame = frame.f_back
+    return None
+
+
+def _save(row):
+    row.save(force_insert=True)
+    _recorded.add(row.task_id)
+    return row
+
+
+def _container(task_id, task_class, user_id, name, total_steps, parent=None, sized=False):
+    """Get or create the container row ``task_id``; returns (row, created, sized up front)."""
+    known = _containers.get(task_id)
+    if known is not None:
+        return known[0], False, known[1]
+    row = UserTaskStatus.objects.filter(task_id=task_id).first()
+    created = row is None
+    if created:
+        row = UserTaskStatus(task_id=task_id, task_class=task_class, is_container=True, name=name or '',
+                             total_steps=total_steps, user_id=user_id, parent=parent)
+        try:
+            with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+                _save(row)
+        except IntegrityError:  # another publisher created it first
+            row, created = UserTaskStatus.objects.get(task_id=task_id), False
+    _containers.add(task_id, (row, sized))
+    return row, created, sized
+
+
+def _group_container(group_id, status, user_task_name, parent=None):
+    """The container of group ``group_id`` for a member about to be recorded."""
+    applying = _applying_group(group_id)
+    if applying is not None:
+        total, name = _steps_and_name(applying)
+        return _container(group_id, 'celery.group', status.user_id, name or status.name, total, parent, sized=True)
+    return _container(group_id, 'celery.group', status.user_id, user_task_name or status.name, 0, parent)
+
+
+def _grow(container, steps, created, sized, name):
+    """Account for a member in a container that was not sized up front."""
+    if sized or not steps:
+        return
+    container.increment_total_steps(steps)
+    if name and not created and not container.name:
+        container.set_name(name)
+
+
+def record_publish(task, message):
+    """Write the rows for a UserTask message about to be published (protocol-1 dict shape)."""
+    task_id = message['id']
+    if message.get('retries') or _recorded.get(task_id):
+        return None
+    if message.get('parent_id') and UserTaskStatus.objects.filter(task_id=task_id).exists():
+        return None  # a chain step or chord body recorded when its canvas was first published
+    status = _describe(task, message.get('args'), message.get('kwargs'), task_id)
+    user_task_name = (message.get('kwargs') or {}).get('user_task_name')
+    connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
+    if connection.in_atomic_block and not get_user_model().objects.filter(pk=status.user_id).exists():
+        # Foreign keys are checked at commit inside a transaction: check now, so a bad
+        # user id fails this publish rather than the caller's whole transaction.
+        raise TypeError(f'Invalid user_id: {status.user_id}')
+    try:
+        return _record(status, message, user_task_name)
+    except IntegrityError as exc:
+        if not get_user_model().objects.filter(pk=status.user_id).exists():
+            raise TypeError(f'Invalid user_id: {status.user_id}') from exc
+        raise
+
+
+def _record(status, message, user_task_name):
+    chain_tail = []
+    for callback in (message.get('callbacks') or [])[:1]:
+        chain_tail = list(_flatten_chain(callback))
+    group_id = message.get('taskset')
+    if not group_id:
+        group_id = next((sig.options.get('group_id') for sig in reversed(chain_tail)
+                         if sig.options.get('group_id')), None)
+    chord_body = message.get('chord')
+    parent = None
+    if chord_body is not None and group_id:
+        parent = _chord_containers(status, group_id, maybe_signature(chord_body, app=current_app), user_task_name)
+    elif group_id:
+        parent, created, sized = _group_container(group_id, status, user_task_name)
+        steps = status.total_steps + sum(_steps_and_name(sig)[0] for sig in chain_tail)
+        _grow(parent, steps, created, sized, user_task_name)
+    if chain_tail:
+        return _record_chain(status, chain_tail, parent, user_task_name)
+    status.parent = parent
+    return _save(status)
+
+
+def _record_chain(status, tail, parent, user_task_name):
+    """Record a chain's container and every UserTask member, from its first message."""
+    members = [status]
+    for sig in tail:
+        task = _signature_task(sig)
+        if task is not None and sig.options.get('task_id'):
+            members.append(_describe(task, sig.args, sig.kwargs, sig.options['task_id']))
+    name = user_task_name or next((sig.kwargs.get('user_task_name') for sig in tail
+                                   if sig.kwargs.get('user_task_name')), None)
+    container = _save(UserTaskStatus(
+        task_id=f'{status.task_id}-chain', task_class='celery.chain', is_container=True,
+        name=name or status.name, total_steps=sum(m.total_steps for m in members),
+        user_id=status.user_id, parent=parent))
+    for member in members:
+        member.parent = container
+    UserTaskStatus.objects.bulk_create(members)
+    for member in members:
+        _recorded.add(member.task_id)
+    return status
+
+
+def _chord_containers(status, group_id, body, user_task_name):
+    """The header group container of a chord, under the chord's container (with its body row)."""
+    chord_id = f'{group_id}-chord'
+    known = _containers.get(chord_id)
+    if known is None:
+        body_task = _signature_task(body)
+        body_row = None
+        if body_task is not None and body.options.get('task_id'):
+            body_row = _describe(body_task, body.args, body.kwargs, body.options['task_id'])
+        applying = _applying_group(group_id)
+        header_total, header_name = _steps_and_name(applying) if applying is not None else (0, None)
+        name = header_name or user_task_name or body.kwargs.get('user_task_name') or status.name
+        chord, created, _ = _container(chord_id, 'celery.chord', status.user_id, name,
+                                       header_total + (body_row.total_steps if body_row else 0),
+                                       sized=applying is not None)
+        if created and body_row is not None:
+            body_row.parent = chord
+            _save(body_row)
+    else:
+        chord = known[0]
+    header, created, sized = _group_container(group_id, status, user_task_name, parent=chord)
+    if created and header.parent_id is None:
+        header.parent = chord
+    _grow(header, status.total_steps, created, sized, user_task_name)
+    return header
+
+
+def message_from_options(task, args, kwargs, task_id, options):
+    """The protocol-1 shaped message ``apply_async`` will send, built from its options."""
+    callbacks = list(options.get('link') or [])
+    if options.get('chain'):
+        from user_tasks import utils  # pylint: disable=import-outside-toplevel
+        callbacks.insert(0, utils.chain(list(reversed(options['chain']))))
+    return {
+        'id': task_id,
+        'task': task.name,
+        'args': args or (),
+        'kwargs': kwargs or {},
+        'retries': options.get('retries', 0),
+        'taskset': options.get('group_id'),
+        'chord': options.get('chord'),
+        'callbacks': callbacks or None,
+        'parent_id': options.get('parent_id'),
+        'root_id': options.get('root_id'),
+    }
+
+
+def create_status_for_request(task, request):
+    """Write the row for a running task that no publisher recorded (eager mode, non-Django producers)."""
+    status = _describe(task, request.args, request.kwargs, request.id)
+    # The registered name of a default-named task is module.function.
+    status.task_class = task.name
+    try:
+        with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+            return _save(status)
+    except IntegrityError:
+        existing = UserTaskStatus.objects.filter(task_id=request.id).first()
+        if existing is not None:
+            return existing
+        raise TypeError(f'Invalid user_id: {status.user_id}')  # pylint: disable=raise-missing-from
+
+
+__all__ = ['record_publish', 'message_from_options', 'create_status_for_request', 'Signature']

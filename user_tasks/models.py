@@ -1,0 +1,336 @@
+"""
+The two models, and every change of a task's state.
+
+A user task's life is a small state machine kept in one ``UserTaskStatus`` row::
+
+    Pending -> In Progress -> Succeeded | Failed | Canceled
+                    \\-> Retrying -> In Progress ...   (custom in-progress texts allowed)
+
+Each transition method below is the only writer of the columns it changes and is a
+single conditional UPDATE, so a late or duplicate Celery signal cannot move a row that
+has already ended, and concurrent children cannot finish a parent twice.  A transition
+that ends a row announces it once, after commit (see ``user_tasks.lifecycle``).
+
+``finished`` is set when a row is final *and* its work has stopped; it doubles as the
+"stop already announced" marker, which is what keeps ``user_task_stopped`` to once.
+"""
+import json
+import logging
+from uuid import uuid4
+
+from django.conf import settings
+from django.core.validators import URLValidator
+from django.db import connections, models, router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from model_utils.models import TimeStampedModel
+
+from user_tasks import lifecycle
+from user_tasks.conf import get_storage
+from user_tasks.exceptions import TaskCanceledException
+
+LOG = logging.getLogger(__name__)
+
+
+class UserTaskStatus(TimeStampedModel):
+    """The status of one user-triggered Celery task, or of a group, chain or chord of them."""
+
+    PENDING = 'Pending'
+    IN_PROGRESS = 'In Progress'
+    SUCCEEDED = 'Succeeded'
+    FAILED = 'Failed'
+    CANCELED = 'Canceled'
+    RETRYING = 'Retrying'
+
+    STATE_TRANSLATIONS = {
+        PENDING: _('Pending'),
+        IN_PROGRESS: _('In Progress'),
+        SUCCEEDED: _('Succeeded'),
+        FAILED: _('Failed'),
+        CANCELED: _('Canceled'),
+        RETRYING: _('Retrying'),
+    }
+
+    #: States a row never leaves.
+    FINAL_STATES = (SUCCEEDED, FAILED, CANCELED)
+    #: States in which no worker runs the task yet.
+    WAITING_STATES = (PENDING, RETRYING)
+    #: ``task_class`` values of container rows.
+    CONTAINER_CLASSES = ('celery.group', 'celery.chain', 'celery.chord')
+
+    uuid = models.UUIDField(default=uuid4, unique=True, editable=False, help_text='Unique identifier for this task')
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             help_text='The user who triggered the task')
+    task_id = models.CharField(max_length=128, unique=True, help_text='UUID of the Celery task')
+    parent = models.ForeignKey('self', on_delete=models.CASCADE, null=True, blank=True,
+                               help_text='Status of the containing task group or chain, if any')
+    is_container = models.BooleanField(default=False,
+                                       help_text='True if this status corresponds to a container of multiple tasks')
+    task_class = models.CharField(max_length=128, help_text='Fully qualified class name of the task being performed')
+    name = models.CharField(max_length=255, help_text='A name for this task which the triggering user will understand')
+    state = models.CharField(max_length=128, default=PENDING)
+    completed_steps = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField()
+    attempts = models.PositiveIntegerField(default=1, help_text='How many times has execution been attempted?')
+    # Recovery timestamps (migration 0006); rows written by upstream leave them empty.
+    started = models.DateTimeField(null=True, blank=True, editable=False,
+                                   help_text='When a worker last started running the task')
+    heartbeat = models.DateTimeField(null=True, blank=True, editable=False,
+                                     help_text='When the worker running the task last showed it was alive')
+    finished = models.DateTimeField(null=True, blank=True, editable=False,
+                                    help_text='When the task reached a final state and stopped running')
+
+    class Meta:
+        verbose_name_plural = 'user task statuses'
+
+    def __str__(self):
+        return f'<UserTaskStatus: {self.name}>'
+
+    @property
+    def state_text(self):
+        """The translated state, or the custom in-progress text as stored."""
+        return self.STATE_TRANSLATIONS.get(self.state, self.state)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _ancestors(self):
+        """Yield the parent, grandparent, ... through the cached ``parent`` instances."""
+        node = self
+        while node.parent_id is not None:
+            node = node.parent
+            yield node
+
+    def _update(self, condition=None, pks=None, **values):
+        """Run one UPDATE on this row (or ``pks``) when ``condition`` holds; return the row count."""
+        query = type(self).objects.filter(pk__in=pks) if pks is not None else type(self).objects.filter(pk=self.pk)
+        if condition is not None:
+            query = query.filter(condition)
+        values.setdefault('modified', timezone.now())
+        return query.update(**values)
+
+    def _refresh_state(self):
+        """Reload ``state`` after a conditional UPDATE matched nothing."""
+        row = type(self).objects.filter(pk=self.pk).values('state', 'finished').first()
+        if row is not None:
+            self.state, self.finished = row['state'], row['finished']
+
+    def _raise_if_canceled(self):
+        if not self.is_container and self.state == self.CANCELED:
+            raise TaskCanceledException(f'The task {self.task_id} has been canceled')
+
+    def _finish(self, state, condition, now, **values):
+        """Move this row to a final ``state`` when ``condition`` holds; announce it; return whether it moved."""
+        moved = self._update(condition, state=state, finished=now, modified=now, **values)
+        if moved:
+            self.state, self.finished, self.modified = state, now, now
+            lifecycle.announce_stopped(self)
+        return bool(moved)
+
+    # -- transitions ---------------------------------------------------------------
+
+    def start(self):
+        """Mark the task In Progress (and a waiting parent with it); raise if it was canceled."""
+        self._raise_if_canceled()
+        now = timezone.now()
+        if self._update(~Q(state__in=self.FINAL_STATES), state=self.IN_PROGRESS,
+                        started=now, heartbeat=now, modified=now):
+            previous, self.state, self.started, self.heartbeat = self.state, self.IN_PROGRESS, now, now
+            lifecycle.announce(self, lifecycle.STARTED, previous_state=previous)
+            self._start_waiting_parent(now)
+            return True
+        self._refresh_state()
+        self._raise_if_canceled()
+        return False
+
+    def _start_waiting_parent(self, now):
+        for parent in self._ancestors():
+            if not parent._update(Q(state__in=self.WAITING_STATES), state=self.IN_PROGRESS,
+                                  started=now, modified=now):
+                return
+            parent.state, parent.started = self.IN_PROGRESS, now
+
+    def increment_completed_steps(self, steps=1):
+        """Add ``steps`` to the completed steps here and on every ancestor; raise if canceled."""
+        now = timezone.now()
+        condition = None if self.is_container else ~Q(state=self.CANCELED)
+        values = {'completed_steps': F('completed_steps') + steps, 'modified': now}
+        if not self.is_container:
+            values['heartbeat'] = now
+        if not self._update(condition, **values):
+            self._refresh_state()
+            self._raise_if_canceled()
+            return
+        self.completed_steps += steps
+        self._add_to_ancestors('completed_steps', steps, now)
+        lifecycle.announce(self, lifecycle.PROGRESS, steps=steps)
+
+    def increment_total_steps(self, steps):
+        """Add ``steps`` to the total steps here and on every ancestor, in one statement."""
+        ancestors = list(self._ancestors())
+        self._update(pks=[self.pk] + [a.pk for a in ancestors], total_steps=F('total_steps') + steps)
+        for node in [self] + ancestors:
+            node.total_steps += steps
+
+    def _add_to_ancestors(self, field, steps, now):
+        ancestors = list(self._ancestors())
+        if ancestors:
+            self._update(pks=[a.pk for a in ancestors], modified=now, **{field: F(field) + steps})
+            for node in ancestors:
+                setattr(node, field, getattr(node, field) + steps)
+
+    def set_state(self, custom_state):
+        """Store a custom in-progress text; a chain or chord parent shows it too."""
+        self._raise_if_canceled()
+        if not self._update(~Q(state__in=self.FINAL_STATES), state=custom_state):
+            self._refresh_state()
+            self._raise_if_canceled()
+            return
+        self.state = custom_state
+        parent = self.parent if self.parent_id else None
+        if parent is not None and parent.task_class in ('celery.chain', 'celery.chord'):
+            parent.set_state(custom_state)
+
+    def set_name(self, name):
+        """Rename the task and every ancestor."""
+        nodes = [self] + list(self._ancestors())
+        self._update(pks=[n.pk for n in nodes], name=name)
+        for node in nodes:
+            node.name = name
+
+    def fail(self, message):
+        """
+        End the task as Failed with an ``Error`` artifact holding ``message``; fail the parent too.
+
+        A dict message is stored as JSON, which Studio's export status view parses.
+        Returns whether this call ended the row (False when it had already ended).
+        """
+        text = json.dumps(message) if isinstance(message, dict) else str(message)
+        now = timezone.now()
+        with transaction.atomic(using=router.db_for_write(type(self))):
+            moved = self._finish(self.FAILED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
+            if moved:
+                UserTaskArtifact.objects.create(status=self, name='Error', text=text)
+        if not moved:
+            self._refresh_state()
+            return False
+        if self.parent_id is not None:
+            self.parent.fail(message)
+        return True
+
+    def retry(self):
+        """Count another attempt and mark the task Retrying; the parent is untouched."""
+        if self._update(~Q(state__in=self.FINAL_STATES), state=self.RETRYING, attempts=F('attempts') + 1):
+            self.state, self.attempts = self.RETRYING, self.attempts + 1
+            lifecycle.announce(self, lifecycle.RETRIED)
+
+    def succeed(self):
+        """
+        End the task as Succeeded with all steps done; the parent succeeds once all its children have.
+
+        Returns whether this call ended the row.
+        """
+        now = timezone.now()
+        remaining = self.total_steps - self.completed_steps
+        condition = ~Q(state__in=self.FINAL_STATES + (self.RETRYING,)) & Q(finished__isnull=True)
+        if not self._finish(self.SUCCEEDED, condition, now, completed_steps=F('total_steps')):
+            self._refresh_state()
+            return False
+        self.completed_steps = self.total_steps
+        if self.parent_id is not None:
+            if remaining > 0:
+                self._add_to_ancestors('completed_steps', remaining, now)
+            self.parent._child_succeeded(now)
+        return True
+
+    def _child_succeeded(self, now):
+        """Succeed this container if every child has succeeded and every member has been published."""
+        connection = connections[router.db_for_write(type(self))]
+        table = connection.ops.quote_name(self._meta.db_table)
+        db_now = self._meta.get_field('finished').get_db_prep_value(now, connection)
+        # The counts sit in a derived table: MySQL refuses an UPDATE whose subquery reads the
+        # same table (error 1093), and the aggregate stops its optimizer merging it back.
+        sql = (
+            f'UPDATE {table} SET state = %s, completed_steps = total_steps, finished = %s, modified = %s '
+            f'WHERE id = %s AND finished IS NULL AND state NOT IN (%s, %s, %s) AND 0 = ('
+            f'SELECT unfinished FROM (SELECT COUNT(*) AS unfinished FROM {table} '
+            f'WHERE parent_id = %s AND state <> %s) AS children) AND total_steps <= ('
+            f'SELECT published FROM (SELECT COALESCE(SUM(total_steps), 0) AS published FROM {table} '
+            f'WHERE parent_id = %s) AS members)'
+        )
+        params = [self.SUCCEEDED, db_now, db_now, self.pk, *self.FINAL_STATES, self.pk, self.SUCCEEDED, self.pk]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            moved = cursor.rowcount
+        if moved:
+            self.state, self.finished, self.completed_steps = self.SUCCEEDED, now, self.total_steps
+            lifecycle.announce_stopped(self)
+            if self.parent_id is not None:
+                self.parent._child_succeeded(now)
+
+    def cancel(self):
+        """
+        Cancel the task, or every task in a container.
+
+        A waiting task is revoked in Celery and ends Canceled at once.  A running task is
+        marked Canceled and stops at its next progress call; its stop is announced then.
+        A task that already ended is left as it is.  Returns whether the row changed.
+        """
+        now = timezone.now()
+        if self.is_container:
+            for child in type(self).objects.filter(parent_id=self.pk):
+                child.parent = self
+                child.cancel()
+            return self._finish(self.CANCELED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
+        if self.state in self.WAITING_STATES:
+            from user_tasks import signals  # late import: signals imports this module
+            signals.celery_app.control.revoke(self.task_id)
+            if self._finish(self.CANCELED, Q(state__in=self.WAITING_STATES), now):
+                return True
+            self._refresh_state()
+        if self.state in self.FINAL_STATES:
+            return False
+        if self._update(~Q(state__in=self.FINAL_STATES), state=self.CANCELED, modified=now):
+            self.state = self.CANCELED
+            lifecycle.announce(self, lifecycle.CANCELED)
+            return True
+        self._refresh_state()
+        return False
+
+    def mark_stopped(self):
+        """
+        Record that the work of a row that already ended has stopped, and announce it once.
+
+        Used when a task canceled while running stops (by raising, or by returning).
+        """
+        if self.finished is not None:
+            return False
+        now = timezone.now()
+        moved = self._update(Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), finished=now, modified=now)
+        if moved:
+            self._refresh_state()
+            lifecycle.announce_stopped(self)
+        return bool(moved)
+
+
+class UserTaskArtifact(TimeStampedModel):
+    """Output of a user task: a file, a URL, or a text (an ``Error`` artifact holds a failure message)."""
+
+    uuid = models.UUIDField(default=uuid4, unique=True, editable=False, help_text='Unique identifier for this artifact')
+    status = models.ForeignKey(UserTaskStatus, on_delete=models.CASCADE, related_name='artifacts')
+    name = models.CharField(max_length=255, default='Output',
+                            help_text='Distinguishes between multiple artifact types for the same task')
+    file = models.FileField(null=True, blank=True, storage=get_storage, upload_to='user_tasks/%Y/%m/%d/')
+    url = models.TextField(blank=True, validators=[URLValidator()])
+    text = models.TextField(blank=True)
+
+    def __str__(self):
+        if self.file:
+            content = self.file.name
+        elif self.url:
+            content = self.url
+        elif len(self.text) > 50:
+            content = self.text[:47] + '...'
+        else:
+            content = self.text
+        return f'<UserTaskArtifact: ({self.name}) {content}>'

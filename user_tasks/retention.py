@@ -1,0 +1,65 @@
+"""
+Purging finished tasks: bounded batches, files deleted, running tasks never touched.
+
+A row is old when its completion (``finished``, or ``modified`` for rows written
+before that column existed) is older than its state's max age
+(``USER_TASKS_MAX_AGE_BY_STATE``, falling back to ``USER_TASKS_MAX_AGE``).  Only
+final rows are purged, leaves first, so a container goes only after all its children
+have; each DELETE touches at most ``USER_TASKS_PURGE_BATCH_SIZE`` rows and no row is
+loaded as a model instance.
+"""
+import logging
+
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from user_tasks.conf import get_storage, settings
+from user_tasks.models import UserTaskArtifact, UserTaskStatus
+
+LOG = logging.getLogger(__name__)
+
+
+def _old_final_rows(now):
+    """A queryset of final statuses past their max age."""
+    by_state = settings.USER_TASKS_MAX_AGE_BY_STATE or {}
+    condition = Q()
+    for state in UserTaskStatus.FINAL_STATES:
+        max_age = by_state.get(state, settings.USER_TASKS_MAX_AGE)
+        condition |= Q(state=state, completion__lt=now - max_age)
+    return UserTaskStatus.objects.annotate(completion=Coalesce('finished', 'modified')).filter(condition)
+
+
+def _delete_artifacts(status_ids, batch_size, counts):
+    storage = get_storage()
+    while True:
+        rows = list(UserTaskArtifact.objects.filter(status_id__in=status_ids)
+                    .order_by('id').values_list('id', 'file')[:batch_size])
+        if not rows:
+            return
+        for _, name in rows:
+            if name:
+                try:
+                    storage.delete(name)
+                    counts['file'] += 1
+                except Exception:  # pylint: disable=broad-except
+                    LOG.exception('Could not delete artifact file %s', name)
+        query = UserTaskArtifact.objects.filter(id__in=[pk for pk, _ in rows])
+        counts['artifact'] += query._raw_delete(query.db)  # pylint: disable=protected-access
+
+
+def purge(now=None, batch_size=None):
+    """Delete old finished tasks with their artifacts and files; return the counts by kind."""
+    now = now or timezone.now()
+    batch_size = batch_size or settings.USER_TASKS_PURGE_BATCH_SIZE
+    counts = {'status': 0, 'artifact': 0, 'file': 0}
+    has_children = Exists(UserTaskStatus.objects.filter(parent_id=OuterRef('pk')))
+    while True:
+        ids = list(_old_final_rows(now).filter(~has_children).order_by('id').values_list('id', flat=True)[:batch_size])
+        if not ids:
+            break
+        _delete_artifacts(ids, batch_size, counts)
+        query = UserTaskStatus.objects.filter(id__in=ids)
+        counts['status'] += query._raw_delete(query.db)  # pylint: disable=protected-access
+    LOG.info('Purged %(status)d user task statuses, %(artifact)d artifacts and %(file)d files', counts)
+    return counts

@@ -1,0 +1,96 @@
+"""
+Celery signal receivers: each turns one Celery event into a transition on the status row.
+
+``celery_app``, ``transaction`` and ``close_old_connections`` are module attributes
+looked up at call time, so tests and hosts can replace them.
+"""
+import logging
+
+from celery import current_app as celery_app
+from celery.signals import before_task_publish, task_failure, task_prerun, task_retry, task_success
+from django.db import close_old_connections, router, transaction
+
+from user_tasks import user_task_stopped  # noqa: F401  re-exported: Studio imports it from here
+from user_tasks import canvas
+from user_tasks.exceptions import TaskCanceledException
+from user_tasks.models import UserTaskStatus
+from user_tasks.utils import proto2_to_proto1
+
+LOG = logging.getLogger(__name__)
+
+__all__ = [
+    'celery_app', 'close_old_connections', 'create_user_task', 'retrying_task', 'start_user_task',
+    'task_failed', 'task_succeeded', 'transaction', 'user_task_stopped',
+]
+
+
+def _user_task(task):
+    from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
+    return task if isinstance(task, UserTaskMixin) else None
+
+
+def create_user_task(sender=None, body=None, headers=None, **kwargs):  # pylint: disable=unused-argument
+    """Record a UserTask when its message is published (``before_task_publish``)."""
+    task = _user_task(celery_app.tasks.get(sender)) if sender else None
+    if task is None:
+        return
+    if isinstance(body, dict) or not headers or 'task' not in headers:
+        message = body  # protocol 1
+    else:
+        message = proto2_to_proto1(body, headers)
+    try:
+        canvas.record_publish(task, message)
+    except TypeError as exc:
+        LOG.error('Not recording user task %s (%s): %s', message.get('id'), sender, exc)
+        raise
+
+
+def start_user_task(sender=None, task_id=None, task=None, **kwargs):  # pylint: disable=unused-argument
+    """Mark the task In Progress as a worker starts it (``task_prerun``)."""
+    task = _user_task(task or sender)
+    if task is None:
+        return
+    if not transaction.get_connection(router.db_for_write(UserTaskStatus)).in_atomic_block:
+        close_old_connections()
+    status = task.status
+    try:
+        if not status.start() and status.state in UserTaskStatus.FINAL_STATES:
+            task.request.user_task_skip = f'its status is already {status.state}'
+    except TaskCanceledException:
+        task.request.user_task_skip = 'it was canceled before it started'
+
+
+def retrying_task(sender=None, request=None, **kwargs):  # pylint: disable=unused-argument
+    """Count another attempt when the task asks Celery to retry it (``task_retry``)."""
+    task = _user_task(sender)
+    if task is not None:
+        task.status.retry()
+
+
+def task_failed(sender=None, exception=None, **kwargs):  # pylint: disable=unused-argument
+    """End the task Failed with the exception's text (``task_failure``); a cancellation just stops it."""
+    task = _user_task(sender)
+    if task is None:
+        return
+    status = task.status
+    if isinstance(exception, TaskCanceledException) or not status.fail(str(exception)):
+        status.mark_stopped()
+
+
+def task_succeeded(sender=None, **kwargs):  # pylint: disable=unused-argument
+    """End the task Succeeded unless it was canceled, failed or is retrying (``task_success``)."""
+    task = _user_task(sender)
+    if task is None:
+        return
+    status = task.status
+    if not status.succeed():
+        status.mark_stopped()
+
+
+def connect_receivers():
+    """Connect the receivers to Celery's signals (idempotent)."""
+    before_task_publish.connect(create_user_task, dispatch_uid='user_tasks.create_user_task', weak=False)
+    task_prerun.connect(start_user_task, dispatch_uid='user_tasks.start_user_task', weak=False)
+    task_retry.connect(retrying_task, dispatch_uid='user_tasks.retrying_task', weak=False)
+    task_failure.connect(task_failed, dispatch_uid='user_tasks.task_failed', weak=False)
+    task_success.connect(task_succeeded, dispatch_uid='user_tasks.task_succeeded', weak=False)

@@ -1,0 +1,135 @@
+"""
+The Celery side of a user task: ``UserTaskMixin``/``UserTask`` and the periodic jobs.
+
+A task opts in to status tracking by using ``UserTask`` as its base (or mixing
+``UserTaskMixin`` into its own base).  Its first argument, or a keyword, is the
+``user_id`` of the user who triggered it.  Inside the task, ``self.status`` is its
+``UserTaskStatus`` row, through which it reports progress.
+"""
+import inspect
+import logging
+from functools import partial
+
+from celery import Task, shared_task
+from celery.exceptions import Ignore
+from celery.utils import uuid
+from django.db import router, transaction
+
+from user_tasks import canvas
+from user_tasks.conf import settings
+from user_tasks.models import UserTaskStatus
+
+LOG = logging.getLogger(__name__)
+
+
+class UserTaskMixin:
+    """
+    Status tracking for a Celery task triggered by a user.
+
+    Override ``calculate_total_steps`` and ``generate_name`` to give the status row a
+    meaningful size and name; both receive the task's arguments as a dict.
+    """
+
+    @property
+    def status(self):
+        """The ``UserTaskStatus`` of the running invocation, created if the publisher did not record one."""
+        request = self.request
+        status = getattr(request, 'user_task_status', None)
+        if status is None or status.task_id != request.id:
+            status = UserTaskStatus.objects.filter(task_id=request.id).first()
+            if status is None:
+                status = canvas.create_status_for_request(self, request)
+            request.user_task_status = status
+        return status
+
+    @classmethod
+    def arguments_as_dict(cls, *args, **kwargs):
+        """
+        Map the task function's parameter names to the values of one invocation.
+
+        Var-positional values sit under ``args`` and var-keyword values under ``kwargs``;
+        defaults are filled in.  Decorated functions are read through ``__wrapped__``.
+        """
+        signature = _run_signature(cls)
+        try:
+            bound = signature.bind_partial(*args, **kwargs)
+        except TypeError:
+            return dict(kwargs, args=args) if args else dict(kwargs)
+        bound.apply_defaults()
+        arguments = {}
+        for name, value in bound.arguments.items():
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                arguments['args'] = value
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                arguments['kwargs'] = value
+            else:
+                arguments[name] = value
+        return arguments
+
+    @staticmethod
+    def calculate_total_steps(arguments_dict):  # pylint: disable=unused-argument
+        """The number of steps this invocation will take; 1 unless overridden."""
+        return 1
+
+    @classmethod
+    def generate_name(cls, arguments_dict):  # pylint: disable=unused-argument
+        """A name the triggering user will understand; the task function's name unless overridden."""
+        return inspect.unwrap(cls.run).__name__
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options):  # pylint: disable=arguments-differ
+        """
+        Publish the task; inside a transaction, record it now and publish after commit.
+
+        The row is written in the caller's transaction (so it rolls back with it) and
+        the message is only sent once that transaction commits, so a worker never sees
+        a task whose row it cannot read.  The AsyncResult is returned at once.
+        """
+        app = self._get_app()
+        connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
+        if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
+                or not connection.in_atomic_block):
+            return super().apply_async(args, kwargs, task_id=task_id, **options)
+        task_id = task_id or uuid()
+        canvas.record_publish(self, canvas.message_from_options(self, args, kwargs, task_id, options))
+        publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
+        transaction.on_commit(publish, using=connection.alias)
+        return self.AsyncResult(task_id)
+
+    def __call__(self, *args, **kwargs):
+        """Run the task body unless its status ended before it started (canceled or expired)."""
+        skip = getattr(self.request, 'user_task_skip', None)
+        if skip:
+            LOG.info('Not running user task %s (%s): %s', self.request.id, self.name, skip)
+            raise Ignore()
+        if 'user_task_name' in kwargs and not _accepts_keyword(type(self), 'user_task_name'):
+            kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
+        return super().__call__(*args, **kwargs)
+
+
+def _run_signature(cls):
+    """The signature of the task function, without ``self`` for bound tasks."""
+    run = inspect.getattr_static(cls, 'run')
+    if isinstance(run, staticmethod):
+        return inspect.signature(run.__func__)
+    signature = inspect.signature(cls.run)
+    parameters = list(signature.parameters.values())[1:]
+    return signature.replace(parameters=parameters)
+
+
+def _accepts_keyword(cls, name):
+    parameters = _run_signature(cls).parameters
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+class UserTask(UserTaskMixin, Task):  # pylint: disable=abstract-method
+    """Abstract base class for Celery tasks that track their status for a user."""
+
+    abstract = True
+
+
+@shared_task(name='user_tasks.tasks.purge_old_user_tasks')
+def purge_old_user_tasks():
+    """Delete finished tasks (and their artifact files) older than ``USER_TASKS_MAX_AGE``."""
+    from user_tasks.retention import purge  # pylint: disable=import-outside-toplevel
+    return purge()
