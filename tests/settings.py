@@ -95,4 +95,6 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_PROTOCOL = int(os.environ.get('USER_TASKS_TEST_PROTOCOL', '2'))
-CELERY_RESULT_BACKEND = os.environ.get('USER_TASKS_TEST_RESULT_BACKEND') or None
+CELERY_RESULT_BACKEND = os.environ.get('USER_TASKS_TEST_RESULT_BACKEND', 'cache+memory://')
+# Separate queues keep concurrent test runs (and the machine's other users) from sharing tasks.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get('USER_TASKS_TEST_QUEUE', 'user_tasks_tests')
