@@ -263,6 +263,12 @@ def _chord_containers(status, group_id, body, user_task_name):
     return header
 
 
+def forget_unsent(task_id):
+    """Delete the row this process recorded for a message the broker then refused."""
+    if _recorded.get(task_id):
+        UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.PENDING).delete()
+
+
 def message_from_options(task, args, kwargs, task_id, options):
     """The protocol-1 shaped message ``apply_async`` will send, built from its options."""
     callbacks = list(options.get('link') or [])

@@ -293,9 +293,20 @@ class UserTaskStatus(TimeStampedModel):
         if self._update(~Q(state__in=self.FINAL_STATES), state=self.CANCELED, modified=now):
             self.state = self.CANCELED
             lifecycle.announce(self, lifecycle.CANCELED)
+            self._schedule_termination()
             return True
         self._refresh_state()
         return False
+
+    def _schedule_termination(self):
+        """Terminate a canceled running task after its grace period, if its class opted in."""
+        from user_tasks.conf import settings as user_tasks_settings  # pylint: disable=import-outside-toplevel
+        grace = (user_tasks_settings.USER_TASKS_TERMINATE_AFTER or {}).get(self.task_class)
+        if grace is None:
+            return
+        from user_tasks.tasks import terminate_canceled_task  # pylint: disable=import-outside-toplevel
+        transaction.on_commit(lambda: terminate_canceled_task.apply_async((self.task_id,), countdown=grace),
+                              using=router.db_for_write(type(self)))
 
     def mark_stopped(self):
         """

@@ -7,11 +7,16 @@ looked up at call time, so tests and hosts can replace them.
 import logging
 
 from celery import current_app as celery_app
-from celery.signals import before_task_publish, task_failure, task_prerun, task_retry, task_success
+from billiard.exceptions import WorkerLostError
+from celery.exceptions import TimeLimitExceeded
+from celery.signals import (
+    before_task_publish, task_failure, task_prerun, task_retry, task_revoked, task_success, worker_ready,
+    worker_shutdown,
+)
 from django.db import close_old_connections, router, transaction
 
 from user_tasks import user_task_stopped  # noqa: F401  re-exported: Studio imports it from here
-from user_tasks import canvas
+from user_tasks import canvas, recovery
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.models import UserTaskStatus
 from user_tasks.utils import proto2_to_proto1
@@ -20,7 +25,7 @@ LOG = logging.getLogger(__name__)
 
 __all__ = [
     'celery_app', 'close_old_connections', 'create_user_task', 'retrying_task', 'start_user_task',
-    'task_failed', 'task_succeeded', 'transaction', 'user_task_stopped',
+    'task_failed', 'task_succeeded', 'task_was_revoked', 'transaction', 'user_task_stopped',
 ]
 
 
@@ -67,13 +72,52 @@ def retrying_task(sender=None, request=None, **kwargs):  # pylint: disable=unuse
         task.status.retry()
 
 
-def task_failed(sender=None, exception=None, **kwargs):  # pylint: disable=unused-argument
+def _status_for(task, task_id):
+    """The row of ``task_id``: the running invocation's cached row, else read by id.
+
+    A worker's main process reports lost children and hard time limits without the
+    task's request, so the id from the signal is what finds the row.
+    """
+    request = task.request
+    if task_id is None or getattr(request, 'id', None) == task_id:
+        return task.status
+    return UserTaskStatus.objects.filter(task_id=task_id).first()
+
+
+def _failure_message(exception):
+    """The text stored in the Error artifact: the exception's, or a user-safe one for a lost worker."""
+    if isinstance(exception, WorkerLostError):
+        return str(recovery.WORKER_LOST_MESSAGE)
+    if isinstance(exception, TimeLimitExceeded):
+        return str(recovery.TIME_LIMIT_MESSAGE)
+    return str(exception)
+
+
+def task_failed(sender=None, task_id=None, exception=None, **kwargs):  # pylint: disable=unused-argument
     """End the task Failed with the exception's text (``task_failure``); a cancellation just stops it."""
     task = _user_task(sender)
     if task is None:
         return
-    status = task.status
-    if isinstance(exception, TaskCanceledException) or not status.fail(str(exception)):
+    status = _status_for(task, task_id)
+    if status is None:
+        return
+    if isinstance(exception, TaskCanceledException) or not status.fail(_failure_message(exception)):
+        status.mark_stopped()
+
+
+def task_was_revoked(sender=None, request=None, terminated=False, expired=False, **kwargs):  # pylint: disable=unused-argument
+    """End a revoked task Canceled, and an expired one Failed (``task_revoked``)."""
+    task = _user_task(sender)
+    task_id = getattr(request, 'id', None)
+    if task is None or task_id is None:
+        return
+    status = UserTaskStatus.objects.filter(task_id=task_id).first()
+    if status is None:
+        return
+    if expired:
+        if not status.fail(str(recovery.EXPIRED_MESSAGE)):
+            status.mark_stopped()
+    elif not status.cancel():
         status.mark_stopped()
 
 
@@ -94,3 +138,6 @@ def connect_receivers():
     task_retry.connect(retrying_task, dispatch_uid='user_tasks.retrying_task', weak=False)
     task_failure.connect(task_failed, dispatch_uid='user_tasks.task_failed', weak=False)
     task_success.connect(task_succeeded, dispatch_uid='user_tasks.task_succeeded', weak=False)
+    task_revoked.connect(task_was_revoked, dispatch_uid='user_tasks.task_was_revoked', weak=False)
+    worker_ready.connect(recovery.start_heartbeat, dispatch_uid='user_tasks.start_heartbeat', weak=False)
+    worker_shutdown.connect(recovery.stop_heartbeat, dispatch_uid='user_tasks.stop_heartbeat', weak=False)

@@ -89,7 +89,14 @@ class UserTaskMixin:
         connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
                 or not connection.in_atomic_block):
-            return super().apply_async(args, kwargs, task_id=task_id, **options)
+            task_id = task_id or uuid()
+            try:
+                return super().apply_async(args, kwargs, task_id=task_id, **options)
+            except Exception:
+                # The row was written just before the broker refused the message: a task
+                # that was never sent must not sit Pending.
+                canvas.forget_unsent(task_id)
+                raise
         task_id = task_id or uuid()
         canvas.record_publish(self, canvas.message_from_options(self, args, kwargs, task_id, options))
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
@@ -126,6 +133,24 @@ class UserTask(UserTaskMixin, Task):  # pylint: disable=abstract-method
     """Abstract base class for Celery tasks that track their status for a user."""
 
     abstract = True
+
+
+@shared_task(name='user_tasks.tasks.reap_stale_user_tasks')
+def reap_stale_user_tasks():
+    """Fail tasks whose worker died and tasks whose message never arrived (see ``user_tasks.recovery``)."""
+    from user_tasks.recovery import reap  # pylint: disable=import-outside-toplevel
+    return reap()
+
+
+@shared_task(name='user_tasks.tasks.terminate_canceled_task')
+def terminate_canceled_task(task_id):
+    """Terminate a task canceled while running that has not stopped by itself within its grace period."""
+    if UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.CANCELED, finished__isnull=True).exists():
+        LOG.warning('Terminating canceled user task %s, still running after its grace period', task_id)
+        from user_tasks import signals  # pylint: disable=import-outside-toplevel
+        signals.celery_app.control.revoke(task_id, terminate=True, signal='SIGTERM')
+        return True
+    return False
 
 
 @shared_task(name='user_tasks.tasks.purge_old_user_tasks')

@@ -1,0 +1,12 @@
+"""``manage.py purge_old_user_tasks``: the periodic purge, for sites that run no Celery beat."""
+from django.core.management.base import BaseCommand
+
+from user_tasks.retention import purge
+
+
+class Command(BaseCommand):
+    help = 'Delete finished user tasks (and their artifact files) older than their maximum age.'
+
+    def handle(self, *args, **options):
+        counts = purge()
+        self.stdout.write(f"Purged {counts['status']} statuses, {counts['artifact']} artifacts, {counts['file']} files")

@@ -1,0 +1,121 @@
+"""
+Recovering tasks whose worker went away: heartbeats and the reaper.
+
+A worker's main process touches the rows of the tasks it is running every
+``USER_TASKS_HEARTBEAT_INTERVAL`` seconds, with one UPDATE for all of them.  When a
+whole worker dies (SIGKILL, OOM, a redeploy), its rows stop being touched; the
+reaper (a periodic task and the ``reap_stale_user_tasks`` command) then fails every
+running row whose heartbeat is older than ``USER_TASKS_STALE_AFTER``, and every
+waiting row older than ``USER_TASKS_PENDING_TIMEOUT`` (its message was lost or
+expired).  Each recovery goes through the model's transitions, so it is announced
+like any other end, and is logged and counted.
+"""
+import logging
+import threading
+
+from django.db import close_old_connections
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from user_tasks import lifecycle
+from user_tasks.conf import settings
+from user_tasks.models import UserTaskStatus
+
+LOG = logging.getLogger(__name__)
+
+STALE_MESSAGE = gettext_noop('The task stopped responding (the worker running it was lost), so it was stopped.')
+PENDING_MESSAGE = gettext_noop('The task never started (its message was lost or expired).')
+WORKER_LOST_MESSAGE = gettext_noop('The task stopped unexpectedly (the worker process running it was lost).')
+TIME_LIMIT_MESSAGE = gettext_noop('The task took longer than its time limit and was stopped.')
+EXPIRED_MESSAGE = gettext_noop('The task expired before it ran.')
+
+_BATCH = 500
+
+
+def _as_timedelta(value):
+    from datetime import timedelta  # pylint: disable=import-outside-toplevel
+    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+
+
+def _recover(status, message, reason):
+    if status.fail(message):
+        LOG.warning('Recovered user task %s (%s, %s) as Failed: %s', status.task_id, status.task_class,
+                    status.uuid, reason)
+        lifecycle.announce(status, lifecycle.RECOVERED, reason=reason)
+        return True
+    return False
+
+
+def reap(now=None):
+    """Fail stale running rows and long-waiting rows; return the number recovered by reason."""
+    now = now or timezone.now()
+    counts = {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0}
+    running = (UserTaskStatus.objects.filter(is_container=False, finished__isnull=True)
+               .exclude(state__in=UserTaskStatus.FINAL_STATES + UserTaskStatus.WAITING_STATES)
+               .annotate(alive=Coalesce('heartbeat', 'started', 'modified'))
+               .filter(alive__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER)))
+    for status in running.select_related('parent')[:_BATCH]:
+        counts['stale'] += _recover(status, STALE_MESSAGE, 'stale')
+    waiting = (UserTaskStatus.objects.filter(is_container=False, state__in=UserTaskStatus.WAITING_STATES)
+               .filter(modified__lt=now - _as_timedelta(settings.USER_TASKS_PENDING_TIMEOUT)))
+    for status in waiting.select_related('parent')[:_BATCH]:
+        counts['pending_timeout'] += _recover(status, PENDING_MESSAGE, 'pending_timeout')
+    # Canceled while running, and the worker died before the task noticed: it has stopped.
+    canceled = (UserTaskStatus.objects.filter(state=UserTaskStatus.CANCELED, finished__isnull=True)
+                .annotate(alive=Coalesce('heartbeat', 'started', 'modified'))
+                .filter(Q(alive__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER))))
+    for status in canceled[:_BATCH]:
+        counts['canceled_stopped'] += status.mark_stopped()
+    if any(counts.values()):
+        LOG.warning('Reaped user tasks: %s', counts)
+    return counts
+
+
+def touch(task_ids, now=None):
+    """Refresh the heartbeat of the running rows of ``task_ids``, in one UPDATE."""
+    if not task_ids:
+        return 0
+    now = now or timezone.now()
+    return (UserTaskStatus.objects.filter(task_id__in=list(task_ids))
+            .exclude(state__in=UserTaskStatus.FINAL_STATES + UserTaskStatus.WAITING_STATES)
+            .update(heartbeat=now))
+
+
+class Heartbeat(threading.Thread):
+    """A daemon thread in a worker's main process that touches the rows of its active tasks."""
+
+    def __init__(self, interval=None):
+        super().__init__(name='user-tasks-heartbeat', daemon=True)
+        self.interval = interval or settings.USER_TASKS_HEARTBEAT_INTERVAL
+        self.stopping = threading.Event()
+
+    def run(self):
+        from celery.worker import state  # pylint: disable=import-outside-toplevel
+        while not self.stopping.wait(self.interval):
+            try:
+                close_old_connections()
+                touch({request.id for request in list(state.active_requests)})
+            except Exception:  # pylint: disable=broad-except
+                LOG.exception('user_tasks heartbeat failed')
+
+    def stop(self):
+        self.stopping.set()
+
+
+_heartbeat = None
+
+
+def start_heartbeat(**kwargs):  # pylint: disable=unused-argument
+    """Start the heartbeat thread once per worker main process (``worker_ready``)."""
+    global _heartbeat  # pylint: disable=global-statement
+    if _heartbeat is None or not _heartbeat.is_alive():
+        _heartbeat = Heartbeat()
+        _heartbeat.start()
+
+
+def stop_heartbeat(**kwargs):  # pylint: disable=unused-argument
+    """Stop the heartbeat thread (``worker_shutdown``)."""
+    if _heartbeat is not None:
+        _heartbeat.stop()
