@@ -83,6 +83,12 @@ class UserTaskStatus(TimeStampedModel):
 
     class Meta:
         verbose_name_plural = 'user task statuses'
+        # Newest-first lists (API per user, admin for all) and purge/reaper scans (migration 0007).
+        indexes = [
+            models.Index(fields=['user', 'created', 'id'], name='usertask_user_created_idx'),
+            models.Index(fields=['created', 'id'], name='usertask_created_idx'),
+            models.Index(fields=['state', 'finished'], name='usertask_state_finished_idx'),
+        ]
 
     def __str__(self):
         return f'<UserTaskStatus: {self.name}>'
@@ -334,6 +340,10 @@ class UserTaskArtifact(TimeStampedModel):
     file = models.FileField(null=True, blank=True, storage=get_storage, upload_to='user_tasks/%Y/%m/%d/')
     url = models.TextField(blank=True, validators=[URLValidator()])
     text = models.TextField(blank=True)
+
+    class Meta:
+        # Newest-first lists in the API and the admin (migration 0007).
+        indexes = [models.Index(fields=['created', 'id'], name='usertaskartifact_created_idx')]
 
     def __str__(self):
         if self.file:

@@ -1,0 +1,75 @@
+"""
+REST serializers of the two models, with exactly the fields django-user-tasks 4.0 exposed.
+
+Related objects are rendered as hyperlinks keyed by uuid.  The views prefetch what these
+serializers read (artifact uuids, the status of an artifact), so a list costs the same
+number of queries whatever its length.
+"""
+from rest_framework import serializers
+
+from user_tasks._schema import OpenApiTypes, extend_schema_field
+from user_tasks.conf import settings
+from user_tasks.models import UserTaskArtifact, UserTaskStatus
+
+#: URL name of the permission-checked artifact download view, when the pages are installed.
+DOWNLOAD_VIEW_NAME = 'user_tasks:artifact-download'
+
+
+def _download_url(artifact, request):
+    """The download view's URL for ``artifact``, or None when no such view is routed."""
+    from django.urls import NoReverseMatch, reverse  # pylint: disable=import-outside-toplevel
+    try:
+        url = reverse(DOWNLOAD_VIEW_NAME, kwargs={'uuid': artifact.uuid})
+    except NoReverseMatch:
+        return None
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+@extend_schema_field(OpenApiTypes.STR if OpenApiTypes else None)
+class ArtifactFileField(serializers.Field):
+    """The artifact file's URL, or '' when the artifact has no file."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault('read_only', True)
+        kwargs['source'] = '*'
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        if not value.file:
+            return ''
+        if settings.USER_TASKS_ARTIFACT_DOWNLOADS:
+            url = _download_url(value, self.context.get('request'))
+            if url is not None:
+                return url
+        return value.file.url
+
+
+class StatusSerializer(serializers.HyperlinkedModelSerializer):
+    """A user task's status, with links to its artifacts."""
+
+    state_text = serializers.CharField(read_only=True)
+    artifacts = serializers.HyperlinkedRelatedField(
+        many=True, read_only=True, view_name='usertaskartifact-detail', lookup_field='uuid',
+    )
+
+    class Meta:
+        model = UserTaskStatus
+        fields = (
+            'name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
+            'created', 'modified', 'artifacts',
+        )
+        read_only_fields = fields
+
+
+class ArtifactSerializer(serializers.HyperlinkedModelSerializer):
+    """An output of a user task: a file, a URL or a text, with a link to its status."""
+
+    status = serializers.HyperlinkedRelatedField(
+        read_only=True, view_name='usertaskstatus-detail', lookup_field='uuid',
+    )
+    file = ArtifactFileField()
+
+    class Meta:
+        model = UserTaskArtifact
+        fields = ('name', 'created', 'modified', 'status', 'file', 'text', 'url')
+        read_only_fields = fields

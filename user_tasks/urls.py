@@ -1,0 +1,15 @@
+"""
+URLs of the REST API (un-namespaced; Studio mounts them at ``api/tasks/v0/``).
+
+``tasks/``, ``tasks/<uuid>/``, ``tasks/<uuid>/cancel/``, ``artifacts/`` and
+``artifacts/<uuid>/``, named ``usertaskstatus-*`` and ``usertaskartifact-*``.
+"""
+from rest_framework.routers import SimpleRouter
+
+from user_tasks.views import ArtifactViewSet, StatusViewSet
+
+ROUTER = SimpleRouter()
+ROUTER.register(r'tasks', StatusViewSet, basename='usertaskstatus')
+ROUTER.register(r'artifacts', ArtifactViewSet, basename='usertaskartifact')
+
+urlpatterns = list(ROUTER.urls)

@@ -1,0 +1,144 @@
+"""
+REST views of user task statuses and artifacts.
+
+Who sees what is decided twice, on purpose: the filter backends
+(``USER_TASKS_STATUS_FILTERS`` / ``USER_TASKS_ARTIFACT_FILTERS``) narrow the lists, and
+``DjangoObjectPermissionsIncludingView`` asks ``user.has_perm(perm, obj)`` for every single
+object, so an object the user may not view is a 404 and one they may view but not act on
+is a 403.
+"""
+from django.db import DatabaseError
+from django.db.models import Prefetch
+from django.http import Http404
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from user_tasks._schema import OpenApiResponse, extend_schema, extend_schema_view
+from user_tasks.conf import settings
+from user_tasks.models import UserTaskArtifact, UserTaskStatus
+from user_tasks.serializers import ArtifactSerializer, StatusSerializer
+
+
+class DjangoObjectPermissionsIncludingView(permissions.DjangoObjectPermissions):
+    """
+    Object permissions that also guard reading, plus per-action permissions.
+
+    Any authenticated user may reach the views (the filter backends limit the lists);
+    each object then needs ``<app>.view_<model>`` to be seen at all, and the permission of
+    the method (``delete_``, ...) or of the view's action (``action_perms_map``, e.g.
+    ``cancel_``) to be acted on.
+    """
+
+    perms_map = {
+        **permissions.DjangoObjectPermissions.perms_map,
+        'GET': ['%(app_label)s.view_%(model_name)s'],
+        'OPTIONS': ['%(app_label)s.view_%(model_name)s'],
+        'HEAD': ['%(app_label)s.view_%(model_name)s'],
+    }
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated)
+
+    def _required(self, request, view, model_cls):
+        """The permissions the request needs on one object."""
+        template = getattr(view, 'action_perms_map', {}).get(getattr(view, 'action', None))
+        if template is None:
+            return self.get_required_object_permissions(request.method, model_cls)
+        meta = model_cls._meta  # pylint: disable=protected-access
+        return [perm % {'app_label': meta.app_label, 'model_name': meta.model_name} for perm in template]
+
+    def has_object_permission(self, request, view, obj):
+        model_cls = self._queryset(view).model
+        user = request.user
+        if user.has_perms(self._required(request, view, model_cls), obj):
+            return True
+        if not user.has_perms(self.get_required_object_permissions('GET', model_cls), obj):
+            raise Http404
+        return False
+
+
+class _ProjectPaginationMixin:
+    """Paginate as the project's DRF settings say *now*, and turn absurd offsets into 404s."""
+
+    @property
+    def pagination_class(self):
+        # DRF binds the default at import; reading it here follows later settings changes too.
+        return api_settings.DEFAULT_PAGINATION_CLASS
+
+    def paginate_queryset(self, queryset):
+        try:
+            return super().paginate_queryset(queryset)
+        except (OverflowError, ValueError, DatabaseError) as exc:
+            # An offset beyond what the database can represent (e.g. ?offset=10**30).
+            raise NotFound('Invalid page.') from exc
+
+
+_NOT_FOUND = OpenApiResponse(description='No such object, or not visible to the user')
+_FORBIDDEN = OpenApiResponse(description='Not authenticated, or not allowed to do this')
+
+
+@extend_schema_view(
+    list=extend_schema(summary='List the visible tasks, newest first', responses={200: StatusSerializer(many=True), 403: _FORBIDDEN}),
+    retrieve=extend_schema(summary='Show one task', responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
+    destroy=extend_schema(
+        summary='Delete a task (a running one is canceled first) with its artifacts and children',
+        responses={204: OpenApiResponse(description='Deleted'), 403: _FORBIDDEN, 404: _NOT_FOUND},
+    ),
+)
+class StatusViewSet(_ProjectPaginationMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """List, show, cancel and delete user task statuses."""
+
+    queryset = UserTaskStatus.objects.all()
+    serializer_class = StatusSerializer
+    permission_classes = (DjangoObjectPermissionsIncludingView,)
+    lookup_field = 'uuid'
+    action_perms_map = {'cancel': ['%(app_label)s.cancel_%(model_name)s']}
+
+    @property
+    def filter_backends(self):
+        return settings.USER_TASKS_STATUS_FILTERS
+
+    def get_queryset(self):
+        artifacts = Prefetch('artifacts', queryset=UserTaskArtifact.objects.only('id', 'uuid', 'status_id').order_by('id'))
+        return super().get_queryset().prefetch_related(artifacts).order_by('-created', '-id')
+
+    def perform_destroy(self, instance):
+        # A running task (or a container's running children) must stop before its row goes.
+        instance.cancel()
+        instance.delete()
+
+    @extend_schema(
+        summary='Cancel a task; a task that already ended is returned unchanged',
+        request=None,
+        responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND},
+    )
+    @action(detail=True, methods=['post'])
+    def cancel(self, request, *args, **kwargs):  # pylint: disable=unused-argument
+        """Cancel the task (or every task of a container) and return its status."""
+        status = self.get_object()
+        status.cancel()
+        status = self.get_queryset().get(pk=status.pk)
+        return Response(self.get_serializer(status).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary='List the visible artifacts, newest first', responses={200: ArtifactSerializer(many=True), 403: _FORBIDDEN}),
+    retrieve=extend_schema(summary='Show one artifact', responses={200: ArtifactSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
+)
+class ArtifactViewSet(_ProjectPaginationMixin, viewsets.ReadOnlyModelViewSet):
+    """List and show the artifacts of user tasks."""
+
+    queryset = UserTaskArtifact.objects.all()
+    serializer_class = ArtifactSerializer
+    permission_classes = (DjangoObjectPermissionsIncludingView,)
+    lookup_field = 'uuid'
+
+    @property
+    def filter_backends(self):
+        return settings.USER_TASKS_ARTIFACT_FILTERS
+
+    def get_queryset(self):
+        return super().get_queryset().select_related('status').order_by('-created', '-id')
