@@ -1,0 +1,90 @@
+"""Fixtures shared by the unit tests: users, the Celery app, an in-process worker, signal recorders."""
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from tests.celery import app as tests_app
+from user_tasks import user_task_stopped
+from user_tasks.models import UserTaskStatus
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user('alice', 'alice@example.com')
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user('bob', 'bob@example.com')
+
+
+@pytest.fixture
+def celery_app():
+    """The test project's Celery app, with protocol and eager mode restored afterwards."""
+    saved = {key: tests_app.conf[key] for key in ('task_protocol', 'task_always_eager', 'task_eager_propagates')}
+    yield tests_app
+    for key, value in saved.items():
+        tests_app.conf[key] = value
+
+
+@pytest.fixture(params=[1, 2], ids=['proto1', 'proto2'])
+def protocol(request, celery_app):
+    celery_app.conf.task_protocol = request.param
+    return request.param
+
+
+@pytest.fixture
+def eager(celery_app):
+    celery_app.conf.task_always_eager = True
+    return celery_app
+
+
+@pytest.fixture(scope='session')
+def _session_worker():
+    with start_worker(tests_app, perform_ping_check=False, pool='solo', shutdown_timeout=10) as worker:
+        yield worker
+
+
+@pytest.fixture
+def worker(_session_worker, transactional_db):  # pylint: disable=unused-argument
+    """A real in-process Celery worker consuming the memory broker (needs committed data)."""
+    return _session_worker
+
+
+class StoppedRecorder:
+    """Records every ``user_task_stopped`` with the state the receiver saw, in memory and in the DB."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, sender, status=None, **kwargs):
+        db_state = UserTaskStatus.objects.filter(pk=status.pk).values_list('state', flat=True).first()
+        self.calls.append({'sender': sender, 'status': status, 'state': status.state, 'db_state': db_state,
+                           'task_id': status.task_id, 'kwargs': kwargs})
+
+    def task_ids(self):
+        return [call['task_id'] for call in self.calls]
+
+    def for_task(self, task_id):
+        return [call for call in self.calls if call['task_id'] == task_id]
+
+
+@pytest.fixture
+def stopped():
+    recorder = StoppedRecorder()
+    user_task_stopped.connect(recorder, weak=False, dispatch_uid='tests.stopped_recorder')
+    yield recorder
+    user_task_stopped.disconnect(dispatch_uid='tests.stopped_recorder')
+
+
+@pytest.fixture
+def make_status(user):
+    """Create a status row directly (no Celery)."""
+    counter = {'n': 0}
+
+    def make(**fields):
+        counter['n'] += 1
+        values = {'user': user, 'task_id': f'task-{counter["n"]}', 'task_class': 'tests.tasks.sample_task',
+                  'name': f'Task {counter["n"]}', 'total_steps': 1}
+        values.update(fields)
+        return UserTaskStatus.objects.create(**values)
+    return make
