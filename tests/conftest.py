@@ -40,6 +40,9 @@ def eager(celery_app):
 
 @pytest.fixture(scope='session')
 def _session_worker():
+    # The memory transport polls its queues; the default 1 s would dominate every test.
+    tests_app.conf.broker_transport_options = dict(tests_app.conf.broker_transport_options or {},
+                                                   polling_interval=0.01)
     with start_worker(tests_app, perform_ping_check=False, pool='solo', shutdown_timeout=10) as worker:
         yield worker
 
@@ -88,3 +91,41 @@ def make_status(user):
         values.update(fields)
         return UserTaskStatus.objects.create(**values)
     return make
+
+
+UNCONSUMED_QUEUE = 'user_tasks_unit_unconsumed'
+
+
+def wait_until(predicate, timeout=10, interval=0.02):
+    """Poll ``predicate`` until it returns a truthy value (Celery stores a result before its success signal)."""
+    import time  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+class PublishedRecorder:
+    """Records every message published (``after_task_publish``) and whether its row existed then."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, sender=None, body=None, headers=None, **kwargs):
+        task_id = (headers or {}).get('id') or (body or {}).get('id')
+        row = UserTaskStatus.objects.filter(task_id=task_id).values('state', 'task_class').first()
+        self.calls.append({'task': sender, 'task_id': task_id, 'row': row})
+
+    def task_ids(self):
+        return [call['task_id'] for call in self.calls]
+
+
+@pytest.fixture
+def published():
+    from celery.signals import after_task_publish  # pylint: disable=import-outside-toplevel
+    recorder = PublishedRecorder()
+    after_task_publish.connect(recorder, weak=False, dispatch_uid='tests.published_recorder')
+    yield recorder
+    after_task_publish.disconnect(dispatch_uid='tests.published_recorder')

@@ -28,3 +28,9 @@ def canceling_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
     type(self.status).objects.get(pk=self.status.pk).cancel()
     self.status.increment_completed_steps()
     return 'not reached'
+
+
+@shared_task(base=UserTask, bind=True)
+def loose_task(self, *args, **kwargs):  # pylint: disable=unused-argument
+    """Takes anything, so Celery's own argument check cannot catch a missing ``user_id``."""
+    return len(args)

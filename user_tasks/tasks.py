@@ -15,7 +15,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router, transaction
 
-from user_tasks import canvas
+from user_tasks import canvas, metrics
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -29,6 +29,23 @@ class UserTaskMixin:
     Override ``calculate_total_steps`` and ``generate_name`` to give the status row a
     meaningful size and name; both receive the task's arguments as a dict.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        """Let Celery's argument check accept ``user_task_name`` for functions that cannot take it.
+
+        The container name travels in the message and is stripped before the body runs
+        (see ``__call__``), so the publish must not be refused for it.
+        """
+        super().__init_subclass__(**kwargs)
+        header = cls.__dict__.get('__header__')
+        if header is None or 'run' not in cls.__dict__ or _accepts_keyword(cls, 'user_task_name'):
+            return
+        check = header.__func__ if isinstance(header, staticmethod) else header
+
+        def check_arguments(*args, **call_kwargs):
+            call_kwargs.pop('user_task_name', None)
+            return check(*args, **call_kwargs)
+        cls.__header__ = staticmethod(check_arguments)
 
     @property
     def status(self):
@@ -51,6 +68,8 @@ class UserTaskMixin:
         defaults are filled in.  Decorated functions are read through ``__wrapped__``.
         """
         signature = _run_signature(cls)
+        if 'user_task_name' in kwargs and not _accepts_keyword(cls, 'user_task_name'):
+            kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
         try:
             bound = signature.bind_partial(*args, **kwargs)
         except TypeError:
@@ -111,7 +130,8 @@ class UserTaskMixin:
             raise Ignore()
         if 'user_task_name' in kwargs and not _accepts_keyword(type(self), 'user_task_name'):
             kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
-        return super().__call__(*args, **kwargs)
+        with metrics.executing(self):
+            return super().__call__(*args, **kwargs)
 
 
 def _run_signature(cls):
