@@ -88,6 +88,28 @@ AUTHENTICATION_BACKENDS = [
     'rules.permissions.ObjectPermissionBackend',
     'django.contrib.auth.backends.ModelBackend',
 ]
+# The live server (REST fuzzing, browser tests) serves static files under STATIC_URL.
+STATIC_URL = '/static/'
+
+# Fast hashing: the REST tests create users and log in with passwords all the time.
+PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']
+
+# OpenAPI generation (docs/openapi.yaml) is a test/docs concern: drf-spectacular is an
+# optional extra, so only this project, never the package, depends on it.
+try:
+    import drf_spectacular  # noqa: F401
+except ImportError:  # pragma: no cover
+    REST_FRAMEWORK = {}
+else:
+    INSTALLED_APPS.append('drf_spectacular')
+    REST_FRAMEWORK = {'DEFAULT_SCHEMA_CLASS': 'drf_spectacular.openapi.AutoSchema'}
+    SPECTACULAR_SETTINGS = {
+        'TITLE': 'django-user-tasks REST API',
+        'DESCRIPTION': 'Statuses and artifacts of user-triggered Celery tasks (user_tasks.urls).',
+        'VERSION': 'v0',
+        'SERVE_INCLUDE_SCHEMA': False,
+        'SCHEMA_PATH_PREFIX': r'/api/tasks/v0',
+    }
 
 CELERY_BROKER_URL = {'memory': 'memory://'}.get(BROKER_KIND) or SERVICES[BROKER_KIND]
 CELERY_TASK_ALWAYS_EAGER = False

@@ -60,12 +60,17 @@ class DjangoObjectPermissionsIncludingView(permissions.DjangoObjectPermissions):
         return False
 
 
-class _ProjectPaginationMixin:
-    """Paginate as the project's DRF settings say *now*, and turn absurd offsets into 404s."""
+class _ProjectSettingsMixin:
+    """Authenticate and paginate as the project's DRF settings say *now*; absurd offsets are 404s."""
+
+    # DRF binds its defaults when views.py is imported; reading them per request follows
+    # settings a host (or a test) changes later too.
+    @property
+    def authentication_classes(self):
+        return api_settings.DEFAULT_AUTHENTICATION_CLASSES
 
     @property
     def pagination_class(self):
-        # DRF binds the default at import; reading it here follows later settings changes too.
         return api_settings.DEFAULT_PAGINATION_CLASS
 
     def paginate_queryset(self, queryset):
@@ -88,7 +93,7 @@ _FORBIDDEN = OpenApiResponse(description='Not authenticated, or not allowed to d
         responses={204: OpenApiResponse(description='Deleted'), 403: _FORBIDDEN, 404: _NOT_FOUND},
     ),
 )
-class StatusViewSet(_ProjectPaginationMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """List, show, cancel and delete user task statuses."""
 
     queryset = UserTaskStatus.objects.all()
@@ -112,6 +117,7 @@ class StatusViewSet(_ProjectPaginationMixin, mixins.DestroyModelMixin, viewsets.
 
     @extend_schema(
         summary='Cancel a task; a task that already ended is returned unchanged',
+        operation_id='tasks_cancel',
         request=None,
         responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND},
     )
@@ -128,7 +134,7 @@ class StatusViewSet(_ProjectPaginationMixin, mixins.DestroyModelMixin, viewsets.
     list=extend_schema(summary='List the visible artifacts, newest first', responses={200: ArtifactSerializer(many=True), 403: _FORBIDDEN}),
     retrieve=extend_schema(summary='Show one artifact', responses={200: ArtifactSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
 )
-class ArtifactViewSet(_ProjectPaginationMixin, viewsets.ReadOnlyModelViewSet):
+class ArtifactViewSet(_ProjectSettingsMixin, viewsets.ReadOnlyModelViewSet):
     """List and show the artifacts of user tasks."""
 
     queryset = UserTaskArtifact.objects.all()
