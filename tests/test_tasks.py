@@ -15,14 +15,16 @@ from user_tasks.tasks import UserTask, UserTaskMixin, purge_old_user_tasks
 S = UserTaskStatus
 
 
-def final_row(task_id, timeout=10):
-    """The row of ``task_id`` once it is final and its stop recorded (the worker runs in another thread)."""
-    def done():
-        row = S.objects.filter(task_id=task_id).first()
-        return row if row is not None and row.finished is not None else None
-    row = wait_until(done, timeout)
-    assert row is not None, S.objects.filter(task_id=task_id).values('state', 'finished').first()
-    return row
+def final_row(stopped, task_id, timeout=10):
+    """
+    The row of ``task_id`` once its stop has been announced.
+
+    The in-process worker shares SQLite's in-memory database in shared-cache mode, where a
+    lock conflict fails at once instead of waiting, so this thread leaves the database alone
+    until the worker has announced the stop (its last write for the row).
+    """
+    assert wait_until(lambda: stopped.for_task(task_id), timeout), stopped.calls
+    return S.objects.get(task_id=task_id)
 
 
 def wait_stopped(stopped, count, timeout=10):
@@ -110,14 +112,13 @@ def test_arguments_as_dict_ignores_user_task_name_the_function_cannot_take():
 
 # -- real execution in an in-process worker ----------------------------------------------------
 
-def test_run_in_worker(protocol, worker, user, published, stopped):
+def test_run_in_worker(protocol, worker, user, stopped):
     result = sample_task.apply_async((user.pk,), {'label': 'e2e', 'steps': 3})
     assert result.get(timeout=10, interval=0.01) == 'e2e'
-    row = final_row(result.id)
+    row = final_row(stopped, result.id)
     assert (row.state, row.completed_steps, row.total_steps, row.name) == (S.SUCCEEDED, 3, 3, 'Sample e2e')
     assert row.started is not None and row.finished is not None
     assert list(row.artifacts.values_list('name', 'text')) == [('Output', 'done e2e')]
-    assert published.calls[0]['row']['state'] == S.PENDING
     wait_stopped(stopped, 1)
     assert [(c['sender'], c['task_id'], c['state'], c['db_state']) for c in stopped.calls] == [
         (UserTaskStatus, result.id, S.SUCCEEDED, S.SUCCEEDED)]
@@ -125,7 +126,7 @@ def test_run_in_worker(protocol, worker, user, published, stopped):
 
 def test_failure_in_worker(protocol, worker, user, stopped):
     result = failing_task.apply_async((user.pk,), {'message': 'disk full'})
-    row = final_row(result.id)
+    row = final_row(stopped, result.id)
     assert row.state == S.FAILED
     assert list(row.artifacts.values_list('name', 'text')) == [('Error', 'disk full')]
     wait_stopped(stopped, 1)
@@ -134,22 +135,22 @@ def test_failure_in_worker(protocol, worker, user, stopped):
 
 def test_retry_in_worker(protocol, worker, user, stopped):
     result = retrying_task.apply_async((user.pk,), {'succeed_on': 2})
-    row = final_row(result.id)
+    row = final_row(stopped, result.id)
     assert (row.state, row.attempts) == (S.SUCCEEDED, 2)
     assert S.objects.count() == 1  # the retry message makes no new row
     wait_stopped(stopped, 1)
     assert len(stopped.calls) == 1
 
 
-def test_custom_state_in_worker(worker, user):
+def test_custom_state_in_worker(worker, user, stopped):
     result = custom_state_task.apply_async((user.pk,))
-    row = final_row(result.id)
+    row = final_row(stopped, result.id)
     assert (row.state, row.completed_steps) == (S.SUCCEEDED, 1)
 
 
 def test_canceled_while_running_in_worker(protocol, worker, user, stopped):
     result = unit_tasks.canceling_task.apply_async((user.pk,))
-    row = final_row(result.id)
+    row = final_row(stopped, result.id)
     assert row.state == S.CANCELED and not row.artifacts.exists()
     wait_stopped(stopped, 1)
     assert [(c['task_id'], c['db_state']) for c in stopped.calls] == [(result.id, S.CANCELED)]
@@ -160,10 +161,10 @@ def test_canceled_while_running_in_worker(protocol, worker, user, stopped):
     (unbound_task, ('ub',), 'ub'),
     (decorated_task, ('dec',), 'dec'),
 ])
-def test_custom_name_unbound_and_decorated_in_worker(protocol, worker, user, task, args, expected):
+def test_custom_name_unbound_and_decorated_in_worker(protocol, worker, user, stopped, task, args, expected):
     result = task.apply_async((user.pk,) + args)
     assert result.get(timeout=10, interval=0.01) == expected
-    row = final_row(result.id)
+    row = final_row(stopped, result.id)
     assert (row.state, row.task_class) == (S.SUCCEEDED, task.name)
 
 
@@ -172,10 +173,10 @@ def test_user_task_name_reaches_kwargs_function_in_worker(worker, user):
     assert result.get(timeout=10, interval=0.01) == {'user_task_name': 'Export', 'x': 1}
 
 
-def test_user_task_name_stripped_for_strict_function_in_worker(worker, user):
+def test_user_task_name_stripped_for_strict_function_in_worker(worker, user, stopped):
     result = unit_tasks.strict_task.apply_async((user.pk,), {'user_task_name': 'Export', 'label': 'ok'})
     assert result.get(timeout=10, interval=0.01) == 'ok'
-    assert final_row(result.id).state == S.SUCCEEDED
+    assert final_row(stopped, result.id).state == S.SUCCEEDED
 
 
 @pytest.mark.django_db
@@ -290,4 +291,4 @@ class TestPublishOnCommit:
         with transaction.atomic():
             result = sample_task.apply_async((user.pk,), {'label': 'after'})
         assert result.get(timeout=10, interval=0.01) == 'after'
-        assert final_row(result.id).state == S.SUCCEEDED
+        assert final_row(stopped, result.id).state == S.SUCCEEDED
