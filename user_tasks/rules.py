@@ -21,10 +21,11 @@ def is_artifact_creator(user, artifact):
     return artifact is not None and user is not None and artifact.status.user_id == user.pk
 
 
+# Active users only, as Django's ModelBackend (the rules backend does not check is_active).
 #: Owner or superuser: view, cancel and delete a status.
-STATUS_PERMISSION = rules.is_superuser | is_status_creator
+STATUS_PERMISSION = rules.is_active & (rules.is_superuser | is_status_creator)
 #: Owner or superuser: view an artifact.
-ARTIFACT_PERMISSION = rules.is_superuser | is_artifact_creator
+ARTIFACT_PERMISSION = rules.is_active & (rules.is_superuser | is_artifact_creator)
 
 #: Permission name -> predicate, as registered by ``add_rules()``.
 PERMISSIONS = {
