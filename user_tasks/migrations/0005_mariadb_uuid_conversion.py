@@ -3,9 +3,10 @@ On MariaDB, store both uuid columns in MariaDB's native ``uuid`` type.
 
 Django 5.0+ maps UUIDField to MariaDB's native ``uuid`` type (MariaDB 10.7+), while
 tables created earlier hold ``char(32)``.  This converts existing columns so Django's
-idea of the column matches the database.  Nothing happens on other databases, or on
-MariaDB when this Django version does not use the native type.  The model state is
-unchanged.
+idea of the column matches the database.  As upstream's migration does, it converts on
+every MariaDB that has the type (10.7+), whatever the Django version: Django 4.2 reads
+and writes a native uuid column too, and a later move to Django 5 then needs nothing.
+Nothing happens on other databases or older MariaDB.  The model state is unchanged.
 """
 from django.db import migrations
 
@@ -14,11 +15,8 @@ TABLES = ('user_tasks_usertaskstatus', 'user_tasks_usertaskartifact')
 
 def _uses_native_mariadb_uuid(schema_editor):
     connection = schema_editor.connection
-    return (
-        connection.vendor == 'mysql'
-        and connection.mysql_is_mariadb
-        and getattr(connection.features, 'has_native_uuid_field', False)
-    )
+    # Not features.has_native_uuid_field: Django 4.2 lacks it, and upstream converts there too.
+    return connection.vendor == 'mysql' and connection.mysql_is_mariadb and connection.mysql_version >= (10, 7)
 
 
 def _column_type(schema_editor, table):
@@ -58,5 +56,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(to_native_uuid, to_char32),
+        # MariaDB cannot roll DDL back: Django refuses DDL inside the atomic block it
+        # would otherwise wrap this operation in.
+        migrations.RunPython(to_native_uuid, to_char32, atomic=False),
     ]
