@@ -1,6 +1,6 @@
 # Developer and CI entry points. Everything runs in a local .venv so a fresh
 # clone needs only python3 (>= 3.11) on the PATH.
-.PHONY: help venv test test-unit test-integration test-upgrade demo docs quality bench clean
+.PHONY: help venv test test-unit test-integration test-upgrade demo docs openapi translations quality bench clean
 
 PYTHON_SYS ?= python3
 VENV := .venv
@@ -10,7 +10,7 @@ PYTEST = $(PY) -m pytest
 OK_IF_EMPTY = || test $$? -eq 5
 
 help:
-	@echo "make demo | test | test-unit | test-integration | test-upgrade | docs | quality | bench | clean"
+	@echo "make demo | test | test-unit | test-integration | test-upgrade | docs | openapi | translations | quality | bench | clean"
 
 $(PY):
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -56,6 +56,14 @@ test-upgrade: $(VENV)/.stamp
 
 demo: $(VENV)/.stamp-demo
 	$(PY) example/demo.py
+
+# Regenerate the committed OpenAPI schema (tests/test_openapi.py fails when it is stale).
+openapi: $(VENV)/.stamp
+	$(PY) -m django spectacular --settings tests.settings --validate --fail-on-warn --file docs/openapi.yaml
+
+# Recompile the committed .mo catalogs from the .po sources (needs gettext's msgfmt).
+translations: $(VENV)/.stamp
+	cd user_tasks && PYTHONPATH=$(CURDIR) ../$(PY) -m django compilemessages --settings tests.settings
 
 docs: $(VENV)/.stamp
 	$(VENV)/bin/sphinx-build -W -b html docs docs/_build/html
