@@ -24,11 +24,19 @@ def celery_app():
     yield tests_app
     for key, value in saved.items():
         tests_app.conf[key] = value
+    _forget_message_builder(tests_app)
+
+
+def _forget_message_builder(app):
+    """Celery caches the message builder of the protocol first used; drop it after a change."""
+    app.amqp.__dict__.pop('create_task_message', None)
 
 
 @pytest.fixture(params=[1, 2], ids=['proto1', 'proto2'])
 def protocol(request, celery_app):
     celery_app.conf.task_protocol = request.param
+    _forget_message_builder(celery_app)
+    assert celery_app.amqp.create_task_message == celery_app.amqp.task_protocols[request.param]
     return request.param
 
 

@@ -118,6 +118,9 @@ class UserTaskMixin:
                 raise
         task_id = task_id or uuid()
         canvas.record_publish(self, canvas.message_from_options(self, args, kwargs, task_id, options))
+        # A producer lent by the caller (a group lends one to its members) is back in its
+        # pool by commit time: the deferred publish acquires its own.
+        options.pop('producer', None)
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
         transaction.on_commit(publish, using=connection.alias)
         return self.AsyncResult(task_id)
