@@ -106,6 +106,20 @@ def test_artifact_file_download_setting_without_download_view_keeps_storage_url(
         assert api.get(artifact_url(artifact)).json()['file'] == artifact.file.url
 
 
+def test_artifact_file_points_at_the_download_view_when_asked(api, owner, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    artifact = create_artifact(create_status(owner), text='')
+    artifact.file.save('out.txt', ContentFile(b'data'))
+    without_file = create_artifact(artifact.status, text='x')
+    api.force_authenticate(owner)
+    with override_settings(USER_TASKS_ARTIFACT_DOWNLOADS=True, ROOT_URLCONF='tests.urls_with_downloads'):
+        assert api.get(artifact_url(artifact)).json()['file'] == (
+            f'http://testserver/downloads/artifacts/{artifact.uuid}/download/')
+        assert api.get(artifact_url(without_file)).json()['file'] == ''
+    with override_settings(ROOT_URLCONF='tests.urls_with_downloads'):
+        assert api.get(artifact_url(artifact)).json()['file'] == artifact.file.url
+
+
 def test_detail(api, owner):
     status = create_status(owner, completed_steps=1)
     api.force_authenticate(owner)
