@@ -7,6 +7,7 @@ the first into the second, so the rest of user_tasks reads one shape.  Nothing h
 changes the message being sent.
 """
 from celery import chain  # module attribute: tests and callers may replace it
+from celery import signature
 
 __all__ = ['chain', 'extract_proto2_embed', 'extract_proto2_headers', 'proto2_to_proto1']
 
@@ -37,7 +38,10 @@ def extract_proto2_embed(callbacks=None, errbacks=None, chain=None, chord=None, 
     """
     callbacks = list(callbacks or [])
     if chain:
-        callbacks.insert(0, globals()['chain'](list(reversed(chain))))
+        # A worker continuing a chain publishes the rest as plain dicts, which Celery's
+        # chain() would fold into a single signature.
+        tail = [signature(sig) if type(sig) is dict else sig for sig in reversed(chain)]  # pylint: disable=unidiomatic-typecheck
+        callbacks.insert(0, globals()['chain'](tail))
     return {
         'callbacks': callbacks or None,
         'errbacks': errbacks,
