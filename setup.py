@@ -45,6 +45,8 @@ EXTRAS_REQUIRE = {
         'PyMySQL',
         'redis',
         'opentelemetry-sdk',
+        'opentelemetry-instrumentation-celery',
+        'PyYAML',
         'drf-spectacular',
         'schemathesis',
         'playwright',

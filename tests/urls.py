@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path('admin/', admin.site.urls),
     path('api/tasks/v0/', include('user_tasks.urls')),
+    path('user_tasks/', include('user_tasks.metrics.urls')),
 ]

@@ -13,5 +13,6 @@ class UserTasksConfig(AppConfig):
     default_auto_field = 'django.db.models.AutoField'
 
     def ready(self):
-        from . import signals  # noqa: F401  pylint: disable=unused-import
+        from . import metrics, signals  # pylint: disable=import-outside-toplevel
+        metrics.connect()  # first: its Celery hooks note what the receivers' transitions announce
         signals.connect_receivers()

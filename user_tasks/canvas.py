@@ -21,6 +21,8 @@ from celery.canvas import Signature, _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
+from user_tasks import lifecycle
+from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
 
 LOG = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ def _applying_group(group_id):
 def _save(row):
     row.save(force_insert=True)
     _recorded.add(row.task_id)
+    lifecycle.announce(row, lifecycle.SUBMITTED)
     return row
 
 
@@ -193,6 +196,7 @@ def record_publish(task, message):
         raise
 
 
+@tracing.traced_submit
 def _record(status, message, user_task_name):
     chain_tail = []
     for callback in (message.get('callbacks') or [])[:1]:
@@ -233,6 +237,7 @@ def _record_chain(status, tail, parent, user_task_name):
     UserTaskStatus.objects.bulk_create(members)
     for member in members:
         _recorded.add(member.task_id)
+        lifecycle.announce(member, lifecycle.SUBMITTED)
     return status
 
 

@@ -26,6 +26,8 @@ RECOVERED = 'recovered'
 
 #: Sent with ``sender=UserTaskStatus, status=<row>, kind=<one of the names above>`` plus details.
 event = Signal()
+#: Sent with ``sender=UserTaskStatus, counts={'status': n, 'artifact': n, 'file': n}`` after a purge.
+purged = Signal()
 
 
 def _on_commit(status, callback):

@@ -29,6 +29,7 @@ from model_utils.models import TimeStampedModel
 from user_tasks import lifecycle
 from user_tasks.conf import get_storage
 from user_tasks.exceptions import TaskCanceledException
+from user_tasks.metrics.tracing import traced_cancel
 
 LOG = logging.getLogger(__name__)
 
@@ -274,6 +275,7 @@ class UserTaskStatus(TimeStampedModel):
             if self.parent_id is not None:
                 self.parent._child_succeeded(now)
 
+    @traced_cancel
     def cancel(self):
         """
         Cancel the task, or every task in a container.

@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from user_tasks import lifecycle
 from user_tasks.conf import get_storage, settings
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
@@ -62,4 +63,5 @@ def purge(now=None, batch_size=None):
         query = UserTaskStatus.objects.filter(id__in=ids)
         counts['status'] += query._raw_delete(query.db)  # pylint: disable=protected-access
     LOG.info('Purged %(status)d user task statuses, %(artifact)d artifacts and %(file)d files', counts)
+    lifecycle.purged.send_robust(sender=UserTaskStatus, counts=counts)
     return counts

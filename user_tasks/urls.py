@@ -6,10 +6,12 @@ URLs of the REST API (un-namespaced; Studio mounts them at ``api/tasks/v0/``).
 """
 from rest_framework.routers import SimpleRouter
 
+from user_tasks.metrics.api import instrument_urls
 from user_tasks.views import ArtifactViewSet, StatusViewSet
 
 ROUTER = SimpleRouter()
 ROUTER.register(r'tasks', StatusViewSet, basename='usertaskstatus')
 ROUTER.register(r'artifacts', ArtifactViewSet, basename='usertaskartifact')
 
-urlpatterns = list(ROUTER.urls)
+# Each view is counted in user_tasks_api_requests_total (see user_tasks.metrics.api).
+urlpatterns = instrument_urls(ROUTER.urls)

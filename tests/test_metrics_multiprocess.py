@@ -1,0 +1,78 @@
+"""
+Multi-process mode: children's counters survive them, their gauges go, the files stay bounded.
+
+prometheus_client picks its storage when it is imported, so each scenario runs in a
+fresh interpreter with ``PROMETHEUS_MULTIPROC_DIR`` set; it forks short-lived children
+(as Celery's prefork pool does with ``--max-tasks-per-child``) and prints what the
+collector then sees.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent('''
+    import json, os, signal, sys
+    from prometheus_client import generate_latest
+    from user_tasks.metrics import multiprocess, prometheus, worker
+
+    def child(graceful):
+        prometheus.COMPLETED.labels('t', 'q', 'succeeded').inc()
+        prometheus.DURATION.labels('t', 'q', 'succeeded').observe(2)
+        prometheus.IN_PROGRESS.labels('t', 'q').inc()
+        prometheus.BUILD_INFO.labels('v').set(1)
+        if graceful:
+            worker.on_worker_process_shutdown(pid=os.getpid())
+            os._exit(0)
+        os.kill(os.getpid(), signal.SIGKILL)   # like an OOM kill: no shutdown hook
+
+    rounds = int(sys.argv[1])
+    counts = []
+    for index in range(rounds):
+        pid = os.fork()
+        if pid == 0:
+            child(graceful=index % 2 == 0)
+        os.waitpid(pid, 0)
+        multiprocess.sweep()           # what the exporter does before every scrape
+        counts.append(len(multiprocess.files()))
+    prometheus.IN_PROGRESS.labels('t', 'q').inc()   # this (live) process runs one now
+    body = generate_latest(multiprocess.registry()).decode()
+    print(json.dumps({'pid': os.getpid(), 'counts': counts, 'files': multiprocess.files(), 'body': body}))
+''')
+
+
+def run(tmp_path, rounds):
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, '-c', SCRIPT, str(rounds)], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def sample(body, line_start):
+    lines = [line for line in body.splitlines() if line.startswith(line_start)]
+    assert len(lines) == 1, (line_start, body)
+    return float(lines[0].rsplit(' ', 1)[1])
+
+
+def test_recycled_children_keep_their_counters_and_leave_bounded_files(tmp_path):
+    result = run(tmp_path, rounds=12)
+    body = result['body']
+    # every child's completion and observation survives it...
+    assert sample(body, 'user_tasks_completed_total{outcome="succeeded",queue="q",task="t"}') == 12
+    assert sample(body, 'user_tasks_duration_seconds_count{outcome="succeeded",queue="q",task="t"}') == 12
+    assert sample(body, 'user_tasks_duration_seconds_bucket{le="2.5",outcome="succeeded",queue="q",task="t"}') == 12
+    # ...while the in-progress gauge counts only the living (this process's one).
+    assert sample(body, 'user_tasks_in_progress{queue="q",task="t"}') == 1
+    # The directory never grows with the children: archives plus this process's files.
+    assert max(result['counts']) == min(result['counts']) <= 4
+    owners = {name[:-3].rsplit('_', 1)[1] for name in result['files']}
+    assert owners - {'archive'} == {str(result['pid'])}, result['files']
+    assert {'counter_archive.db', 'histogram_archive.db'} <= set(result['files'])
+
+
+def test_a_second_run_keeps_totals_across_restarts(tmp_path):
+    run(tmp_path, rounds=3)
+    result = run(tmp_path, rounds=2)  # the previous interpreter's files are retired at the first sweep
+    assert sample(result['body'], 'user_tasks_completed_total{outcome="succeeded",queue="q",task="t"}') == 5

@@ -1,0 +1,133 @@
+"""OpenTelemetry spans of user tasks, checked with the SDK's in-memory exporter (C3)."""
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from tests import unit_tasks
+from tests.conftest import wait_until
+from tests.tasks import failing_task, retrying_task, sample_task
+from user_tasks.metrics import tracing
+from user_tasks.models import UserTaskStatus
+
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture(scope='session')
+def _provider():
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        provider = trace.get_tracer_provider()
+    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    return provider
+
+
+@pytest.fixture
+def spans(_provider):
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+def named(exporter, name):
+    return [span for span in exporter.get_finished_spans() if span.name == name]
+
+
+def run(task, user, spans, count=1, **kwargs):
+    """Publish ``task`` inside a 'request' span; wait for its execute spans; return (request, submit, executes)."""
+    with trace.get_tracer('tests').start_as_current_span('request') as request:
+        result = task.apply_async((user.pk,), kwargs)
+    assert wait_until(lambda: len(named(spans, 'user_tasks.execute')) >= count
+                      and UserTaskStatus.objects.filter(task_id=result.id, finished__isnull=False).exists())
+    (submit,) = named(spans, 'user_tasks.submit')
+    return request, submit, named(spans, 'user_tasks.execute'), result
+
+
+def test_execute_joins_the_publishing_trace(protocol, worker, user, spans):
+    request, submit, (execute,), result = run(sample_task, user, spans, steps=2)
+    status = UserTaskStatus.objects.get(task_id=result.id)
+    assert submit.parent.span_id == request.get_span_context().span_id
+    assert execute.context.trace_id == request.get_span_context().trace_id
+    assert execute.parent.span_id == request.get_span_context().span_id
+    assert execute.kind == trace.SpanKind.INTERNAL
+    attributes = dict(execute.attributes)
+    assert attributes['user_tasks.task.name'] == 'tests.tasks.sample_task'
+    assert attributes['user_tasks.status.id'] == str(status.uuid)
+    assert attributes['messaging.message.id'] == result.id
+    assert attributes['user_tasks.attempt'] == 1
+    assert attributes['user_tasks.state'] == 'Succeeded'
+    assert attributes['user_tasks.completed_steps'] == 2
+    assert execute.status.status_code == StatusCode.UNSET
+    assert 'user_tasks.progress' in [event.name for event in execute.events]
+    assert dict(submit.attributes)['user_tasks.status.id'] == str(status.uuid)
+
+
+def test_error_only_on_final_failure(worker, user, spans):
+    _, _, (execute,), _ = run(failing_task, user, spans, message='disk full')
+    assert execute.status.status_code == StatusCode.ERROR
+    assert execute.status.description == 'disk full'
+    assert dict(execute.attributes)['error.type'] == 'builtins.ValueError'
+    assert [event.name for event in execute.events] == ['exception']
+
+
+def test_retried_attempt_is_not_an_error(worker, user, spans):
+    _, _, executes, _ = run(retrying_task, user, spans, count=2, succeed_on=2)
+    first, second = sorted(executes, key=lambda span: span.start_time)
+    assert first.status.status_code == StatusCode.UNSET
+    assert [event.name for event in first.events] == ['user_tasks.retry']
+    assert dict(first.attributes)['user_tasks.state'] == 'Retrying'
+    second_attributes = dict(second.attributes)
+    assert (second_attributes['user_tasks.attempt'], second_attributes['user_tasks.state']) == (2, 'Succeeded')
+    assert second.status.status_code == StatusCode.UNSET
+    assert first.context.trace_id == second.context.trace_id
+
+
+def test_canceled_while_running(worker, user, spans):
+    _, _, (execute,), _ = run(unit_tasks.canceling_task, user, spans)
+    assert execute.status.status_code == StatusCode.UNSET
+    assert dict(execute.attributes)['user_tasks.state'] == 'Canceled'
+    assert 'user_tasks.canceled' in [event.name for event in execute.events]
+    (cancel,) = named(spans, 'user_tasks.cancel')
+    assert cancel.parent.span_id == execute.context.span_id
+    assert dict(cancel.attributes)['user_tasks.status.previous_state'] == 'In Progress'
+
+
+@pytest.mark.django_db
+def test_cancel_span(make_status, spans, monkeypatch):
+    from user_tasks import signals  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(signals.celery_app.control, 'revoke', lambda *a, **k: None)
+    status = make_status()
+    status.cancel()
+    (cancel,) = named(spans, 'user_tasks.cancel')
+    attributes = dict(cancel.attributes)
+    assert (attributes['user_tasks.status.previous_state'], attributes['user_tasks.state']) == ('Pending', 'Canceled')
+    assert attributes['user_tasks.cancel.changed'] is True
+
+
+def test_disabled_tracing_creates_no_span(worker, user, spans, monkeypatch):
+    monkeypatch.setattr(tracing, 'ENABLED', False)
+    result = sample_task.apply_async((user.pk,))
+    assert result.get(timeout=10, interval=0.01) == 'task'
+    assert not spans.get_finished_spans()
+
+
+def test_inside_celery_instrumentation_run_span(worker, user, spans, _provider):
+    instrumentation = pytest.importorskip('opentelemetry.instrumentation.celery')
+    instrumentor = instrumentation.CeleryInstrumentor()
+    instrumentor.instrument(tracer_provider=_provider)
+    try:
+        with trace.get_tracer('tests').start_as_current_span('request'):
+            result = sample_task.apply_async((user.pk,))
+        assert wait_until(lambda: named(spans, 'run/tests.tasks.sample_task') and named(spans, 'user_tasks.execute'))
+    finally:
+        instrumentor.uninstrument()
+    (run_span,) = named(spans, 'run/tests.tasks.sample_task')
+    (publish,) = named(spans, 'apply_async/tests.tasks.sample_task')
+    (execute,) = named(spans, 'user_tasks.execute')
+    assert execute.parent.span_id == run_span.context.span_id
+    assert [link.context.span_id for link in execute.links] == [publish.context.span_id]
+    assert dict(execute.attributes)['messaging.message.id'] == result.id

@@ -1,0 +1,183 @@
+"""
+Multi-process metrics: collecting from ``PROMETHEUS_MULTIPROC_DIR``, and keeping it small.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (before Python starts), every process writes
+its samples to ``<type>_<pid>.db`` files there; the web ``/metrics`` view and the
+worker's exporter read them all.  A process that exits leaves its files behind, and
+a worker recycling children (``--max-tasks-per-child``) would leave a few more per
+recycled child, for ever.  Here a dead process's counters, histograms and summaries
+are *merged* into one ``<type>_archive.db`` per type (sums, so totals survive), then
+its files are deleted; its ``live*`` gauges are simply deleted (the library's
+``mark_process_dead``).  The directory then holds at most one file per type and live
+process, plus one archive per type (docs/decisions/0002-metrics-files-bounded.rst).
+
+Merging and reading take an ``fcntl`` lock on ``.user_tasks.lock`` in the directory
+(exclusive to merge, shared to read), so a scrape through this module never sees a
+value both in the archive and in the dead process's file.
+"""
+import fcntl
+import glob
+import json
+import logging
+import os
+from contextlib import contextmanager
+
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+from prometheus_client.mmap_dict import MmapedDict
+
+from user_tasks.metrics.prometheus import telemetry_error
+
+LOG = logging.getLogger(__name__)
+
+ARCHIVE = 'archive'
+LOCK_NAME = '.user_tasks.lock'
+#: File prefixes whose values add up across processes, and so can be merged by summing.
+_SUMMED = ('counter', 'histogram', 'summary')
+#: Gauge modes that reduce across processes with a simple function.
+_REDUCED = {'gauge_sum': sum, 'gauge_max': max, 'gauge_min': min}
+
+
+def directory():
+    """The multiprocess directory, or None in single-process mode."""
+    return os.environ.get('PROMETHEUS_MULTIPROC_DIR') or os.environ.get('prometheus_multiproc_dir') or None
+
+
+@contextmanager
+def _locked(path, exclusive):
+    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _split(filename):
+    """(prefix, pid) of a ``<prefix>_<pid>.db`` file name, e.g. ('gauge_livesum', '123')."""
+    stem = filename[:-3]
+    prefix, _, pid = stem.rpartition('_')
+    return prefix, pid
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def dead_pids(path):
+    """Pids with files in ``path`` that no longer run."""
+    pids = set()
+    for name in os.listdir(path):
+        if name.endswith('.db'):
+            pid = _split(name)[1]
+            if pid.isdigit() and int(pid) != os.getpid():
+                pids.add(int(pid))
+    return {pid for pid in pids if not _alive(pid)}
+
+
+def _merge_into(path, prefix, sources, reduce):
+    archive = os.path.join(path, f'{prefix}_{ARCHIVE}.db')
+    values = {}
+    for source in ([archive] if os.path.exists(archive) else []) + sources:
+        for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(source):
+            if key in values:
+                values[key] = (reduce((values[key][0], value)), max(values[key][1], timestamp))
+            else:
+                values[key] = (value, timestamp)
+    if not values:
+        return
+    merged = MmapedDict(archive)
+    try:
+        for key, (value, timestamp) in values.items():
+            merged.write_value(key, value, timestamp)
+    finally:
+        merged.close()
+
+
+def retire(pids, path=None):
+    """Merge the files of exited processes ``pids`` into the archives and delete them."""
+    path = path or directory()
+    if not path or not pids:
+        return 0
+    pids = {str(pid) for pid in pids}
+    removed = 0
+    with _locked(path, exclusive=True):
+        groups = {}
+        for name in os.listdir(path):
+            if not name.endswith('.db'):
+                continue
+            prefix, pid = _split(name)
+            if pid in pids:
+                groups.setdefault(prefix, []).append(os.path.join(path, name))
+        for prefix, files in groups.items():
+            if prefix in _SUMMED:
+                _merge_into(path, prefix, files, sum)
+            elif prefix in _REDUCED:
+                _merge_into(path, prefix, files, _REDUCED[prefix])
+            elif not prefix.startswith('gauge_live'):
+                continue  # 'all'/'mostrecent' gauges: left as the library leaves them
+            for name in files:
+                os.remove(name)
+                removed += 1
+    return removed
+
+
+def sweep(path=None):
+    """Retire every process with files in the directory that is no longer running."""
+    path = path or directory()
+    if not path:
+        return 0
+    try:
+        return retire(dead_pids(path), path)
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('merge')
+        return 0
+
+
+def mark_process_dead(pid, path=None):
+    """For process managers' exit hooks (gunicorn ``child_exit``): retire ``pid``'s files."""
+    try:
+        return retire([pid], path)
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('merge')
+        return 0
+
+
+class _LockedCollector:
+    """Collects the directory under the shared lock, after retiring dead processes."""
+
+    def __init__(self, path):
+        self.path = path
+        self._collector = multiprocess.MultiProcessCollector(None, path=path)
+
+    def collect(self):
+        sweep(self.path)
+        with _locked(self.path, exclusive=False):
+            return list(self._collector.collect())
+
+
+def registry():
+    """The registry a scrape should read: the multiprocess directory, else the default registry."""
+    path = directory()
+    if not path:
+        return REGISTRY
+    collecting = CollectorRegistry()
+    collecting.register(_LockedCollector(path))
+    return collecting
+
+
+def key_labels(key):
+    """The (metric, sample name, labels) of a raw file key (for tests and debugging)."""
+    metric, name, labels, _ = json.loads(key)
+    return metric, name, labels
+
+
+def files(path=None):
+    """The ``.db`` files in the directory, sorted."""
+    return sorted(os.path.basename(f) for f in glob.glob(os.path.join(path or directory(), '*.db')))

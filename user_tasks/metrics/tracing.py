@@ -1,0 +1,270 @@
+"""
+OpenTelemetry spans of user tasks, through ``opentelemetry-api`` only.
+
+- ``user_tasks.submit``: around writing the rows of a publish.
+- ``user_tasks.execute``: around the task body (``UserTaskMixin.__call__``).  Its parent
+  is the context the publisher put in the message headers (``traceparent``), or, when
+  Celery's own instrumentation already runs a span, that span, with a link to the
+  publisher.  It stays open until ``task_postrun`` so the lifecycle events of the
+  attempt (progress, retry, the final state) land on it.
+- ``user_tasks.cancel``: around ``UserTaskStatus.cancel()``.
+
+Status is ERROR only when the task finally fails; a retried attempt and a canceled
+task stay UNSET.  The host configures the SDK and exporters; without one, all of this
+is the API's no-op.  Key attributes also go to edx-django-utils' custom attributes.
+"""
+import functools
+import time
+from contextlib import contextmanager
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from user_tasks import __version__, lifecycle
+from user_tasks.metrics.prometheus import _Recent, note_error, telemetry_error
+
+TRACER_NAME = 'user_tasks'
+#: At most one progress event per span in this many seconds (the last step is always recorded).
+PROGRESS_INTERVAL = 5.0
+HEADERS = ('traceparent', 'tracestate', 'baggage')
+
+#: Set False to create no span at all (``user_tasks.metrics.disconnect`` does).
+ENABLED = True
+
+_open = _Recent(1000)  # task id -> _Execution, between __call__ and task_postrun
+_tracer_cache = [None, None]
+
+
+def tracer():
+    """The ``user_tasks`` tracer of the current provider (looked up per provider, not cached for ever)."""
+    provider = trace.get_tracer_provider()
+    if _tracer_cache[0] is not provider:
+        _tracer_cache[1] = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=provider)
+        _tracer_cache[0] = provider
+    return _tracer_cache[1]
+
+
+def _custom_attributes(attributes):
+    try:
+        from edx_django_utils.monitoring import set_custom_attribute  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover
+        return
+    for key, value in attributes.items():
+        # .. custom_attribute_name: user_tasks.task.name, user_tasks.status.id, user_tasks.attempt
+        # .. custom_attribute_description: The user task running (or published) in this transaction.
+        set_custom_attribute(key, value)
+
+
+def status_attributes(status):
+    """The span attributes describing a status row."""
+    attributes = {
+        'user_tasks.task.name': status.task_class,
+        'user_tasks.status.id': str(status.uuid),
+        'user_tasks.attempt': status.attempts or 1,
+        'user_tasks.total_steps': status.total_steps or 0,
+        'messaging.message.id': status.task_id,
+    }
+    if status.parent_id is not None and type(status).parent.is_cached(status):  # no query for it
+        attributes['user_tasks.parent.id'] = str(status.parent.uuid)
+    return attributes
+
+
+# -- submit -------------------------------------------------------------------------------
+
+
+def traced_submit(record):
+    """Decorate the function writing a publish's rows (``canvas._record(status, ...)``)."""
+    @functools.wraps(record)
+    def wrapper(status, *args, **kwargs):
+        if not ENABLED:
+            return record(status, *args, **kwargs)
+        try:
+            attributes = {'user_tasks.task.name': status.task_class, 'messaging.message.id': status.task_id}
+            span = tracer().start_span('user_tasks.submit', kind=SpanKind.INTERNAL, attributes=attributes)
+        except Exception:  # pylint: disable=broad-except
+            telemetry_error('tracing')
+            return record(status, *args, **kwargs)
+        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+            result = record(status, *args, **kwargs)
+            try:
+                described = status_attributes(status)
+                span.set_attributes(described)
+                _custom_attributes({'user_tasks.task.name': status.task_class,
+                                    'user_tasks.status.id': described['user_tasks.status.id']})
+            except Exception:  # pylint: disable=broad-except
+                telemetry_error('tracing')
+            return result
+    return wrapper
+
+
+def inject_headers(sender=None, headers=None, **kwargs):  # pylint: disable=unused-argument
+    """Put the publishing context in a user task's message headers (``before_task_publish``)."""
+    if not ENABLED or headers is None or 'traceparent' in headers:
+        return  # Celery's instrumentation may have put its publish span there already
+    try:
+        from user_tasks.metrics.prometheus import _user_task  # pylint: disable=import-outside-toplevel
+        from celery import current_app  # pylint: disable=import-outside-toplevel
+        if _user_task(current_app.tasks.get(sender)):
+            propagate.inject(headers)
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('publish')
+
+
+# -- execute ------------------------------------------------------------------------------
+
+
+class _Execution:
+    """The open ``user_tasks.execute`` span of one attempt, and what it has seen."""
+
+    __slots__ = ('span', 'exception', 'last_progress')
+
+    def __init__(self, span):
+        self.span = span
+        self.exception = None
+        self.last_progress = 0.0
+
+
+def _carrier(request):
+    """The trace headers of a request: copied onto it by Celery, or under ``request.headers``."""
+    carrier = {}
+    nested = getattr(request, 'headers', None) or {}
+    for key in HEADERS:
+        value = getattr(request, key, None) or (nested.get(key) if isinstance(nested, dict) else None)
+        if value:
+            carrier[key] = str(value)
+    return carrier
+
+
+def _start_execute(task):
+    request = task.request
+    publisher = propagate.extract(_carrier(request))
+    publisher_span = trace.get_current_span(publisher).get_span_context()
+    ambient = trace.get_current_span().get_span_context()
+    attributes = {'user_tasks.task.name': task.name, 'messaging.message.id': request.id or '',
+                  'user_tasks.attempt': (request.retries or 0) + 1}
+    status = getattr(request, 'user_task_status', None)  # cached by task_prerun's transition
+    if status is not None and status.task_id == request.id:
+        attributes.update(status_attributes(status))
+        attributes['user_tasks.attempt'] = (request.retries or 0) + 1
+    if ambient.is_valid:  # inside Celery instrumentation's run span: stay there, link the publisher
+        links = [Link(publisher_span)] if publisher_span.is_valid and publisher_span != ambient else []
+        span = tracer().start_span('user_tasks.execute', kind=SpanKind.INTERNAL, attributes=attributes, links=links)
+    else:
+        span = tracer().start_span('user_tasks.execute', context=publisher, kind=SpanKind.INTERNAL,
+                                   attributes=attributes)
+    return span
+
+
+@contextmanager
+def executing(task, metrics=True):
+    """Run a task body inside its ``user_tasks.execute`` span; note the exception that ends it."""
+    request = task.request
+    task_id = getattr(request, 'id', None)
+    execution = token = None
+    if ENABLED and task_id:
+        try:
+            execution = _Execution(_start_execute(task))
+            token = context.attach(trace.set_span_in_context(execution.span))
+            _open[task_id] = execution
+            _custom_attributes({'user_tasks.task.name': task.name, 'messaging.message.id': task_id,
+                                'user_tasks.attempt': (request.retries or 0) + 1})
+        except Exception:  # pylint: disable=broad-except
+            telemetry_error('tracing')
+    try:
+        yield
+    except BaseException as exc:
+        if metrics and task_id:
+            try:
+                note_error(task_id, exc)
+            except Exception:  # pylint: disable=broad-except
+                telemetry_error('metrics')
+        if execution is not None:
+            execution.exception = exc
+        raise
+    finally:
+        if token is not None:
+            context.detach(token)
+        if execution is not None and getattr(request, 'called_directly', False):
+            end_execute(task_id=task_id)  # no task_postrun will come
+
+
+def end_execute(sender=None, task_id=None, **kwargs):  # pylint: disable=unused-argument
+    """End the attempt's span (``task_postrun``)."""
+    execution = _open.pop(task_id, None)
+    if execution is None:
+        return
+    try:
+        execution.span.end()
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('tracing')
+
+
+# -- lifecycle receiver -------------------------------------------------------------------
+
+
+def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unused-argument
+    """Put a lifecycle event on the open execute span of its task, if this process has one."""
+    if status is None or not _open:
+        return
+    execution = _open.get(status.task_id)
+    if execution is None:
+        return
+    try:
+        span = execution.span
+        if kind == lifecycle.STARTED:
+            span.set_attributes(status_attributes(status))
+        elif kind == lifecycle.PROGRESS:
+            now = time.monotonic()
+            if now - execution.last_progress >= PROGRESS_INTERVAL or status.completed_steps >= status.total_steps:
+                execution.last_progress = now
+                span.add_event('user_tasks.progress', {'user_tasks.completed_steps': status.completed_steps,
+                                                       'user_tasks.total_steps': status.total_steps})
+        elif kind == lifecycle.RETRIED:
+            attributes = {'user_tasks.attempt': status.attempts}
+            reason = getattr(execution.exception, 'exc', None) or execution.exception
+            if reason is not None:
+                attributes['error.type'] = type(reason).__qualname__
+            span.add_event('user_tasks.retry', attributes)
+            span.set_attribute('user_tasks.state', status.state)
+        elif kind == lifecycle.STOPPED:
+            _stopped(execution, status)
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('tracing')
+
+
+def _stopped(execution, status):
+    span = execution.span
+    span.set_attributes(status_attributes(status))
+    span.set_attributes({'user_tasks.state': status.state, 'user_tasks.completed_steps': status.completed_steps})
+    if status.state == status.CANCELED:
+        span.add_event('user_tasks.canceled')
+    elif status.state == status.FAILED:
+        exc = execution.exception
+        if exc is not None:
+            span.record_exception(exc)
+            span.set_attribute('error.type', f'{type(exc).__module__}.{type(exc).__qualname__}')
+        span.set_status(Status(StatusCode.ERROR, str(exc) if exc is not None else 'Failed'))
+
+
+# -- cancel -------------------------------------------------------------------------------
+
+
+def traced_cancel(cancel):
+    """Decorate ``UserTaskStatus.cancel`` with a ``user_tasks.cancel`` span."""
+    @functools.wraps(cancel)
+    def wrapper(status, *args, **kwargs):
+        if not ENABLED:
+            return cancel(status, *args, **kwargs)
+        try:
+            attributes = status_attributes(status)
+            attributes['user_tasks.status.previous_state'] = status.state
+            attributes['user_tasks.is_container'] = bool(status.is_container)
+            span = tracer().start_span('user_tasks.cancel', kind=SpanKind.INTERNAL, attributes=attributes)
+        except Exception:  # pylint: disable=broad-except
+            telemetry_error('tracing')
+            return cancel(status, *args, **kwargs)
+        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+            changed = cancel(status, *args, **kwargs)
+            span.set_attributes({'user_tasks.state': status.state, 'user_tasks.cancel.changed': bool(changed)})
+            return changed
+    return wrapper

@@ -1,0 +1,59 @@
+"""
+The ``/metrics`` view: the process's (or the multiprocess directory's) metrics, guarded.
+
+Metrics show task names, volumes and error classes, so they are not public: the view
+answers a staff user (session login), or a request carrying
+``Authorization: Bearer <USER_TASKS_METRICS_TOKEN>`` (what a Prometheus scrape job
+sends, see ``authorization`` in its config).  Anyone else gets 401 (no credentials) or
+403 (wrong ones).  The token is compared in constant time.
+"""
+import hmac
+
+from django.http import HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+from prometheus_client.exposition import choose_encoder
+
+from user_tasks.conf import settings
+from user_tasks.metrics import multiprocess
+from user_tasks.metrics.prometheus import telemetry_error
+
+
+def _bearer_ok(request):
+    token = settings.USER_TASKS_METRICS_TOKEN
+    header = request.META.get('HTTP_AUTHORIZATION', '')
+    scheme, _, given = header.partition(' ')
+    if not token or scheme.lower() != 'bearer' or not given:
+        return False
+    return hmac.compare_digest(given.strip().encode(), str(token).encode())
+
+
+def allowed(request):
+    """Whether the request may read the metrics: staff, or the bearer token."""
+    user = getattr(request, 'user', None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    return _bearer_ok(request)
+
+
+@csrf_exempt
+@never_cache
+@require_GET
+def metrics_view(request):
+    """Serve the metrics in the Prometheus (or OpenMetrics, if asked) text format."""
+    if not allowed(request):
+        has_credentials = 'HTTP_AUTHORIZATION' in request.META or (
+            getattr(request, 'user', None) is not None and request.user.is_authenticated)
+        response = HttpResponse('Forbidden\n' if has_credentials else 'Authentication required\n',
+                                status=403 if has_credentials else 401, content_type='text/plain')
+        if not has_credentials:
+            response['WWW-Authenticate'] = 'Bearer realm="user_tasks metrics"'
+        return response
+    encoder, content_type = choose_encoder(request.META.get('HTTP_ACCEPT', ''))
+    try:
+        body = encoder(multiprocess.registry())
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('collect')
+        raise
+    return HttpResponse(body, content_type=content_type)
