@@ -9,7 +9,7 @@ recycled child, for ever.  Here a dead process's counters, histograms and summar
 are *merged* into one ``<type>_archive.db`` per type (sums, so totals survive), then
 its files are deleted; its ``live*`` gauges are simply deleted (the library's
 ``mark_process_dead``).  The directory then holds at most one file per type and live
-process, plus one archive per type (docs/decisions/0002-metrics-files-bounded.rst).
+process, plus one archive per type (docs/decisions/0009-metrics-files-bounded.rst).
 
 Merging and reading take an ``fcntl`` lock on ``.user_tasks.lock`` in the directory
 (exclusive to merge, shared to read), so a scrape through this module never sees a
