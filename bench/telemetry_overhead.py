@@ -2,8 +2,9 @@
 Per-task cost of a user task's lifecycle with telemetry on versus off, in one run.
 
 Each task is run eagerly (its row, start, three progress steps, success) on an
-in-memory SQLite database, so disk syncs (which would dwarf telemetry) do not blur it. "on" means metrics recorded and spans created
-with the OpenTelemetry SDK and an in-memory exporter; "off" means both disconnected.
+in-memory SQLite database, so disk syncs (which would dwarf telemetry) do not blur it:
+this is the worst case for the ratio. "on" means metrics recorded and spans created with
+the OpenTelemetry SDK and an in-memory exporter; "off" means both disconnected.
 Blocks of on and off alternate so drift hits both; the ratio compares the medians of
 the per-block means. Prints one JSON line.
 """
