@@ -120,3 +120,15 @@ CELERY_TASK_PROTOCOL = int(os.environ.get('USER_TASKS_TEST_PROTOCOL', '2'))
 CELERY_RESULT_BACKEND = os.environ.get('USER_TASKS_TEST_RESULT_BACKEND', 'cache+memory://')
 # Separate queues keep concurrent test runs (and the machine's other users) from sharing tasks.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get('USER_TASKS_TEST_QUEUE', 'user_tasks_tests')
+
+# Recovery thresholds, shortened by the fault tests for the worker subprocesses they start
+# (seconds; USER_TASKS_TERMINATE_AFTER is JSON: {"task name": seconds}).
+if os.environ.get('USER_TASKS_TEST_HEARTBEAT_INTERVAL'):
+    USER_TASKS_HEARTBEAT_INTERVAL = float(os.environ['USER_TASKS_TEST_HEARTBEAT_INTERVAL'])
+if os.environ.get('USER_TASKS_TEST_STALE_AFTER'):
+    USER_TASKS_STALE_AFTER = float(os.environ['USER_TASKS_TEST_STALE_AFTER'])
+if os.environ.get('USER_TASKS_TEST_PENDING_TIMEOUT'):
+    USER_TASKS_PENDING_TIMEOUT = float(os.environ['USER_TASKS_TEST_PENDING_TIMEOUT'])
+if os.environ.get('USER_TASKS_TEST_TERMINATE_AFTER'):
+    import json as _json
+    USER_TASKS_TERMINATE_AFTER = _json.loads(os.environ['USER_TASKS_TEST_TERMINATE_AFTER'])

@@ -1,5 +1,6 @@
 """Sample tasks used by the unit and integration tests (and the worker they start)."""
 import functools
+import os
 import time
 
 from celery import shared_task
@@ -98,3 +99,55 @@ def varargs_task(self, user_id, *args, **kwargs):  # pylint: disable=unused-argu
 def plain_task(*args, **kwargs):
     """Not a user task: gets no row."""
     return 'plain'
+
+
+def _mark(marker, text):
+    """Append one line to the ``marker`` file (if any): the visible effects of a task body."""
+    if marker:
+        with open(marker, 'a', encoding='utf-8') as stream:
+            stream.write(f'{text}\n')
+
+
+@shared_task(base=SampleTask, bind=True)
+def marker_task(self, user_id, marker=None, **kwargs):  # pylint: disable=unused-argument
+    """Write ``ran`` to ``marker``: proves whether the body ran at all."""
+    _mark(marker, 'ran')
+    return 'ran'
+
+
+@shared_task(base=SampleTask, bind=True)
+def stepping_task(self, user_id, steps=10, delay=0.2, marker=None, **kwargs):  # pylint: disable=unused-argument
+    """Like ``slow_task``, writing ``step N`` to ``marker`` after each step and ``done`` at the end."""
+    _mark(marker, f'started {os.getpid()}')
+    for step in range(steps):
+        time.sleep(delay)
+        self.status.increment_completed_steps()
+        _mark(marker, f'step {step + 1}')
+    _mark(marker, 'done')
+    return steps
+
+
+@shared_task(base=SampleTask, bind=True)
+def sleepy_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: disable=unused-argument
+    """Sleep ``seconds`` without a single progress call (cancellation cannot reach it cooperatively)."""
+    _mark(marker, f'started {os.getpid()}')
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    _mark(marker, 'done')
+    return seconds
+
+
+@shared_task(base=SampleTask, bind=True, time_limit=2)
+def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: disable=unused-argument
+    """Sleep past its hard time limit of 2 s (the worker's main process kills the child)."""
+    _mark(marker, f'started {os.getpid()}')
+    time.sleep(seconds)
+    _mark(marker, 'done')
+    return seconds
+
+
+@shared_task
+def plain_noop_task(user_id, **kwargs):  # pylint: disable=unused-argument
+    """``noop_task``'s body as a plain Celery task (no status row): the throughput baseline."""
+    return None

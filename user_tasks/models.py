@@ -182,7 +182,10 @@ class UserTaskStatus(TimeStampedModel):
     def _add_to_ancestors(self, field, steps, now):
         ancestors = list(self._ancestors())
         if ancestors:
-            self._update(pks=[a.pk for a in ancestors], modified=now, **{field: F(field) + steps})
+            # A container that has ended holds its final count (a finished group has all its
+            # steps): a sibling's late add after the last child finished it must not over-count.
+            self._update(Q(finished__isnull=True), pks=[a.pk for a in ancestors], modified=now,
+                         **{field: F(field) + steps})
             for node in ancestors:
                 setattr(node, field, getattr(node, field) + steps)
 

@@ -14,7 +14,7 @@ import logging
 import threading
 
 from django.db import close_old_connections
-from django.db.models import Q
+from django.db.models import DateTimeField, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -39,6 +39,11 @@ def _as_timedelta(value):
     return value if isinstance(value, timedelta) else timedelta(seconds=value)
 
 
+def _last_sign_of_life():
+    """The heartbeat, else the start, else the last change (rows written before 0006)."""
+    return Coalesce('heartbeat', 'started', 'modified', output_field=DateTimeField())
+
+
 def _recover(status, message, reason):
     if status.fail(message):
         LOG.warning('Recovered user task %s (%s, %s) as Failed: %s', status.task_id, status.task_class,
@@ -54,7 +59,7 @@ def reap(now=None):
     counts = {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0}
     running = (UserTaskStatus.objects.filter(is_container=False, finished__isnull=True)
                .exclude(state__in=UserTaskStatus.FINAL_STATES + UserTaskStatus.WAITING_STATES)
-               .annotate(alive=Coalesce('heartbeat', 'started', 'modified'))
+               .annotate(alive=_last_sign_of_life())
                .filter(alive__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER)))
     for status in running.select_related('parent')[:_BATCH]:
         counts['stale'] += _recover(status, STALE_MESSAGE, 'stale')
@@ -64,7 +69,7 @@ def reap(now=None):
         counts['pending_timeout'] += _recover(status, PENDING_MESSAGE, 'pending_timeout')
     # Canceled while running, and the worker died before the task noticed: it has stopped.
     canceled = (UserTaskStatus.objects.filter(state=UserTaskStatus.CANCELED, finished__isnull=True)
-                .annotate(alive=Coalesce('heartbeat', 'started', 'modified'))
+                .annotate(alive=_last_sign_of_life())
                 .filter(Q(alive__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER))))
     for status in canceled[:_BATCH]:
         counts['canceled_stopped'] += status.mark_stopped()
@@ -74,12 +79,17 @@ def reap(now=None):
 
 
 def touch(task_ids, now=None):
-    """Refresh the heartbeat of the running rows of ``task_ids``, in one UPDATE."""
+    """
+    Refresh the heartbeat of the running rows of ``task_ids``, in one UPDATE.
+
+    A row canceled while running is final but its work has not stopped (``finished`` is
+    empty): it is touched too, or the reaper would announce it stopped while it still runs.
+    """
     if not task_ids:
         return 0
     now = now or timezone.now()
-    return (UserTaskStatus.objects.filter(task_id__in=list(task_ids))
-            .exclude(state__in=UserTaskStatus.FINAL_STATES + UserTaskStatus.WAITING_STATES)
+    return (UserTaskStatus.objects.filter(task_id__in=list(task_ids), finished__isnull=True)
+            .exclude(state__in=UserTaskStatus.WAITING_STATES)
             .update(heartbeat=now))
 
 

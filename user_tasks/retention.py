@@ -10,7 +10,7 @@ loaded as a model instance.
 """
 import logging
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import DateTimeField, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,13 +22,20 @@ LOG = logging.getLogger(__name__)
 
 
 def _old_final_rows(now):
-    """A queryset of final statuses past their max age."""
+    """
+    A queryset of final statuses past their max age.
+
+    A row canceled while running is final before its work stops (``finished`` empty,
+    ``started`` set): it is still running, so it is left until it stops or is reaped.
+    """
     by_state = settings.USER_TASKS_MAX_AGE_BY_STATE or {}
     condition = Q()
     for state in UserTaskStatus.FINAL_STATES:
         max_age = by_state.get(state, settings.USER_TASKS_MAX_AGE)
         condition |= Q(state=state, completion__lt=now - max_age)
-    return UserTaskStatus.objects.annotate(completion=Coalesce('finished', 'modified')).filter(condition)
+    completion = Coalesce('finished', 'modified', output_field=DateTimeField())
+    return (UserTaskStatus.objects.annotate(completion=completion).filter(condition)
+            .exclude(finished__isnull=True, started__isnull=False))
 
 
 def _delete_artifacts(status_ids, batch_size, counts):

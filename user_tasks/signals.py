@@ -13,7 +13,7 @@ from celery.signals import (
     before_task_publish, task_failure, task_prerun, task_retry, task_revoked, task_success, worker_ready,
     worker_shutdown,
 )
-from django.db import close_old_connections, router, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connections, router, transaction
 
 from user_tasks import user_task_stopped  # noqa: F401  re-exported: Studio imports it from here
 from user_tasks import canvas, recovery
@@ -93,6 +93,30 @@ def _failure_message(exception):
     return str(exception)
 
 
+def _reconnecting(receiver):
+    """
+    Retry a receiver once on a fresh connection when its database connection was lost.
+
+    ``task_failure`` (lost child, hard time limit) and ``task_revoked`` run in the worker's
+    main process, whose connection can be broken by then: a pool child forked while it was
+    open closes it on the server as it starts (seen with PyMySQL).  Transitions are
+    conditional UPDATEs, so running one again is harmless.
+    """
+    def wrapper(*args, **kwargs):
+        alias = router.db_for_write(UserTaskStatus)
+        try:
+            return receiver(*args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            if transaction.get_connection(alias).in_atomic_block:
+                raise
+            LOG.warning('Database connection lost in %s (%r): retrying once on a new one', receiver.__name__, exc)
+            connections[alias].close()
+            return receiver(*args, **kwargs)
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = receiver.__name__, receiver.__doc__, receiver
+    return wrapper
+
+
+@_reconnecting
 def task_failed(sender=None, task_id=None, exception=None, **kwargs):  # pylint: disable=unused-argument
     """End the task Failed with the exception's text (``task_failure``); a cancellation just stops it."""
     task = _user_task(sender)
@@ -105,6 +129,7 @@ def task_failed(sender=None, task_id=None, exception=None, **kwargs):  # pylint:
         status.mark_stopped()
 
 
+@_reconnecting
 def task_was_revoked(sender=None, request=None, terminated=False, expired=False, **kwargs):  # pylint: disable=unused-argument
     """End a revoked task Canceled, and an expired one Failed (``task_revoked``)."""
     task = _user_task(sender)
@@ -117,7 +142,8 @@ def task_was_revoked(sender=None, request=None, terminated=False, expired=False,
     if expired:
         if not status.fail(str(recovery.EXPIRED_MESSAGE)):
             status.mark_stopped()
-    elif not status.cancel():
+    elif not status.cancel() or terminated:
+        # A terminated task has stopped: a running row that cancel() just moved is ended now.
         status.mark_stopped()
 
 
