@@ -2,7 +2,8 @@
 import os
 
 BASE_DIR = os.path.dirname(os.path.abspath(__file__))
-VAR_DIR = os.path.join(BASE_DIR, 'var')
+# USER_TASKS_DEMO_VAR moves the database, broker and media elsewhere (the smoke test uses a temp dir).
+VAR_DIR = os.environ.get('USER_TASKS_DEMO_VAR') or os.path.join(BASE_DIR, 'var')
 BROKER_DIR = os.path.join(VAR_DIR, 'broker')
 os.makedirs(BROKER_DIR, exist_ok=True)
 
@@ -64,6 +65,11 @@ STATIC_URL = '/static/'
 MEDIA_ROOT = os.path.join(VAR_DIR, 'media')
 MEDIA_URL = '/media/'
 LOGIN_URL = '/admin/login/'
+# Object permissions (owner or superuser) for the REST API and the pages; see example/apps.py.
+AUTHENTICATION_BACKENDS = [
+    'rules.permissions.ObjectPermissionBackend',
+    'django.contrib.auth.backends.ModelBackend',
+]
 
 # Celery: a filesystem "broker" in one folder, shared by the demo and its worker.
 CELERY_BROKER_URL = 'filesystem://'

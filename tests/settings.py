@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     'django.contrib.contenttypes',
     'django.contrib.messages',
     'django.contrib.sessions',
+    'django.contrib.staticfiles',  # the live server serves the pages' JS and CSS
     'rest_framework',
     'user_tasks',
     'tests',
