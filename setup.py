@@ -76,6 +76,12 @@ setup(
     python_requires='>=3.11',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
+    # Open edX discovers plugin apps by these groups; only the plugin AppConfig is listed,
+    # so it coexists with edx-platform's own 'user_tasks' entry in INSTALLED_APPS.
+    entry_points={
+        'lms.djangoapp': ['user_tasks = user_tasks.plugin.apps:UserTasksPluginConfig'],
+        'cms.djangoapp': ['user_tasks = user_tasks.plugin.apps:UserTasksPluginConfig'],
+    },
     keywords='Django Celery asynchronous tasks edx',
     classifiers=[
         'Development Status :: 4 - Beta',

@@ -10,6 +10,7 @@ urlpatterns = [
     path('api/tasks/v0/', include('user_tasks.urls')),
     path('user_tasks/', include('user_tasks.page_urls')),  # "my tasks" and one page per task
     path('', RedirectView.as_view(pattern_name='user_tasks:task-list', permanent=False)),
+    path('', include('example.studio_urls')),  # Studio's export page endpoints
 ]
 
 # /user_tasks/metrics (staff or a bearer token), when the package has its metrics view.

@@ -1,0 +1,96 @@
+"""
+Drive the Studio-shaped export example (``example/studio_*.py``) through the host's worker.
+
+Run as ``python -m tests.openedx_host.studio_scenario`` in the host with
+``OPENEDX_HOST_EXAMPLE=1`` and the worker started with ``USER_TASKS_EXAMPLE_EXPORT_GATE``
+set to the same folder as here.  It polls the export page's JSON at each stage, opening
+the task's gates one by one, and prints ``REPORT {...}``.  Every wait is bounded.
+"""
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+
+import django
+
+COURSE = 'course-v1:OpenedX+Export101+2026'
+BAD_COURSE = 'not-a-course'
+TIMEOUT = float(os.environ.get('OPENEDX_HOST_TASK_TIMEOUT', '40'))
+
+
+def wait_for_state(name, states):
+    """The newest status named ``name`` once its state is in ``states`` (None after TIMEOUT)."""
+    from user_tasks.models import UserTaskStatus
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        status = UserTaskStatus.objects.filter(name=name).order_by('-created', '-id').first()
+        if status is not None and status.state in states:
+            return status
+        time.sleep(0.05)
+    return None
+
+
+def main():
+    django.setup()
+    from django.contrib.auth import get_user_model
+    # Created after the example's own app, so the host's app is current, as in Studio.
+    from tests.openedx_host.celery import app  # noqa: F401  pylint: disable=unused-import
+    from django.test import Client
+
+    from example.studio_export import GATE_ENV, export_name
+
+    gate = os.environ[GATE_ENV]
+    author = get_user_model().objects.create_user('author', 'author@example.com', 'secret')
+    client = Client()
+    client.force_login(author)
+    stages = []
+
+    def poll(label, course=COURSE):
+        response = client.get(f'/export_status/{course}')
+        stages.append({'stage': label, 'http': response.status_code, 'json': response.json()})
+
+    def reached(label, states, course=COURSE):
+        status = wait_for_state(export_name(course), states)
+        if status is None:
+            stages.append({'stage': label, 'http': None, 'json': None, 'timeout': True})
+            return False
+        poll(label, course)
+        stages[-1]['state'] = status.state
+        return True
+
+    poll('before')
+    started = client.post(f'/export/{COURSE}')
+    stages.append({'stage': 'start', 'http': started.status_code, 'json': started.json()})
+    report = {'stages': stages, 'output': None, 'error_artifact': None}
+    ok = reached('exporting', {'Exporting'})
+    if ok:
+        open(os.path.join(gate, 'exporting'), 'w').close()
+        ok = reached('compressing', {'Compressing'})
+    if ok:
+        open(os.path.join(gate, 'compressing'), 'w').close()
+        ok = reached('succeeded', {'Succeeded', 'Failed', 'Canceled'})
+    if ok and stages[-1]['json'].get('ExportOutput'):
+        download = client.get(stages[-1]['json']['ExportOutput'])
+        content = b''.join(download.streaming_content) if download.status_code == 200 else b''
+        members = []
+        if content:
+            with tarfile.open(fileobj=io.BytesIO(content), mode='r:gz') as tar:
+                members = sorted(tar.getnames())
+        report['output'] = {'http': download.status_code, 'members': members,
+                            'disposition': download.get('Content-Disposition', '')}
+
+    failed = client.post(f'/export/{BAD_COURSE}')
+    stages.append({'stage': 'start-bad', 'http': failed.status_code, 'json': failed.json()})
+    if reached('failed', {'Failed', 'Succeeded', 'Canceled'}, BAD_COURSE):
+        from user_tasks.models import UserTaskArtifact
+        error = UserTaskArtifact.objects.filter(status__name=export_name(BAD_COURSE), name='Error').first()
+        report['error_artifact'] = error.text if error else None
+
+    print('REPORT ' + json.dumps(report))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
