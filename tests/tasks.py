@@ -101,6 +101,16 @@ def plain_task(*args, **kwargs):
     return 'plain'
 
 
+@shared_task(base=SampleTask, bind=True)
+def counting_task(self, user_id, steps=1, **kwargs):  # pylint: disable=unused-argument
+    """Take ``steps`` single steps, then write a ``Counted`` artifact with the count the database holds."""
+    for _ in range(steps):
+        self.status.increment_completed_steps()
+    counted = type(self.status).objects.values_list('completed_steps', flat=True).get(pk=self.status.pk)
+    UserTaskArtifact.objects.create(status=self.status, name='Counted', text=str(counted))
+    return counted
+
+
 def _mark(marker, text):
     """Append one line to the ``marker`` file (if any): the visible effects of a task body."""
     if marker:

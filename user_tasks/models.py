@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import connections, models, router, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
@@ -136,13 +137,23 @@ class UserTaskStatus(TimeStampedModel):
 
     # -- transitions ---------------------------------------------------------------
 
-    def start(self):
-        """Mark the task In Progress (and a waiting parent with it); raise if it was canceled."""
+    def start(self, attempt=None):
+        """
+        Mark the task In Progress (and a waiting parent with it); raise if it was canceled.
+
+        ``attempt`` (1-based, from the worker's request) is recorded in ``attempts``: Celery
+        publishes a retry before it reports it, so another worker child may start the next
+        attempt before ``retry`` runs, and ``retry`` must see that it came too late.
+        """
         self._raise_if_canceled()
         now = timezone.now()
-        if self._update(~Q(state__in=self.FINAL_STATES), state=self.IN_PROGRESS,
-                        started=now, heartbeat=now, modified=now):
+        values = {'state': self.IN_PROGRESS, 'started': now, 'heartbeat': now, 'modified': now}
+        if attempt is not None:
+            values['attempts'] = Greatest(F('attempts'), attempt)
+        if self._update(~Q(state__in=self.FINAL_STATES), **values):
             previous, self.state, self.started, self.heartbeat = self.state, self.IN_PROGRESS, now, now
+            if attempt is not None:
+                self.attempts = max(self.attempts, attempt)
             lifecycle.announce(self, lifecycle.STARTED, previous_state=previous)
             self._start_waiting_parent(now)
             return True
@@ -228,10 +239,19 @@ class UserTaskStatus(TimeStampedModel):
             self.parent.fail(message)
         return True
 
-    def retry(self):
-        """Count another attempt and mark the task Retrying; the parent is untouched."""
-        if self._update(~Q(state__in=self.FINAL_STATES), state=self.RETRYING, attempts=F('attempts') + 1):
-            self.state, self.attempts = self.RETRYING, self.attempts + 1
+    def retry(self, attempt=None):
+        """
+        Count another attempt and mark the task Retrying; the parent is untouched.
+
+        ``attempt`` is the number of the attempt asking to be retried: once a later attempt
+        has started (or ended) the row is left alone, so it is neither counted twice nor
+        marked Retrying while the next attempt runs.
+        """
+        condition, attempts = ~Q(state__in=self.FINAL_STATES), F('attempts') + 1
+        if attempt is not None:
+            condition, attempts = condition & Q(attempts__lte=attempt), attempt + 1
+        if self._update(condition, state=self.RETRYING, attempts=attempts):
+            self.state, self.attempts = self.RETRYING, self.attempts + 1 if attempt is None else attempts
             lifecycle.announce(self, lifecycle.RETRIED)
 
     def succeed(self):

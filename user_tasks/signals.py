@@ -59,17 +59,23 @@ def start_user_task(sender=None, task_id=None, task=None, **kwargs):  # pylint: 
         close_old_connections()
     status = task.status
     try:
-        if not status.start() and status.state in UserTaskStatus.FINAL_STATES:
+        if not status.start(attempt=_attempt(task.request)) and status.state in UserTaskStatus.FINAL_STATES:
             task.request.user_task_skip = f'its status is already {status.state}'
     except TaskCanceledException:
         task.request.user_task_skip = 'it was canceled before it started'
+
+
+def _attempt(request):
+    """The 1-based number of the attempt a worker request runs (None when the request does not say)."""
+    retries = getattr(request, 'retries', None)
+    return retries + 1 if isinstance(retries, int) else None
 
 
 def retrying_task(sender=None, request=None, **kwargs):  # pylint: disable=unused-argument
     """Count another attempt when the task asks Celery to retry it (``task_retry``)."""
     task = _user_task(sender)
     if task is not None:
-        task.status.retry()
+        task.status.retry(attempt=_attempt(request if request is not None else task.request))
 
 
 def _status_for(task, task_id):

@@ -1,0 +1,1 @@
+"""Integration tests: a real worker, broker and database (see conftest.py)."""
