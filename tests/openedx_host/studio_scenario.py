@@ -20,13 +20,13 @@ BAD_COURSE = 'not-a-course'
 TIMEOUT = float(os.environ.get('OPENEDX_HOST_TASK_TIMEOUT', '40'))
 
 
-def wait_for_state(name, states):
-    """The newest status named ``name`` once its state is in ``states`` (None after TIMEOUT)."""
+def wait_for_state(name, states, min_steps=0):
+    """The newest status named ``name`` once in ``states`` with ``min_steps`` done (None after TIMEOUT)."""
     from user_tasks.models import UserTaskStatus
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         status = UserTaskStatus.objects.filter(name=name).order_by('-created', '-id').first()
-        if status is not None and status.state in states:
+        if status is not None and status.state in states and status.completed_steps >= min_steps:
             return status
         time.sleep(0.05)
     return None
@@ -51,8 +51,8 @@ def main():
         response = client.get(f'/export_status/{course}')
         stages.append({'stage': label, 'http': response.status_code, 'json': response.json()})
 
-    def reached(label, states, course=COURSE):
-        status = wait_for_state(export_name(course), states)
+    def reached(label, states, course=COURSE, min_steps=0):
+        status = wait_for_state(export_name(course), states, min_steps)
         if status is None:
             stages.append({'stage': label, 'http': None, 'json': None, 'timeout': True})
             return False
@@ -67,7 +67,8 @@ def main():
     ok = reached('exporting', {'Exporting'})
     if ok:
         open(os.path.join(gate, 'exporting'), 'w').close()
-        ok = reached('compressing', {'Compressing'})
+        # Like Studio, the task sets 'Compressing' just before counting the first step done.
+        ok = reached('compressing', {'Compressing'}, min_steps=1)
     if ok:
         open(os.path.join(gate, 'compressing'), 'w').close()
         ok = reached('succeeded', {'Succeeded', 'Failed', 'Canceled'})
