@@ -10,8 +10,8 @@ from celery import current_app as celery_app
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import (
-    before_task_publish, task_failure, task_prerun, task_retry, task_revoked, task_success, worker_ready,
-    worker_shutdown,
+    before_task_publish, task_failure, task_prerun, task_retry, task_revoked, task_success, worker_init,
+    worker_ready, worker_shutdown,
 )
 from django.db import InterfaceError, OperationalError, close_old_connections, connections, router, transaction
 
@@ -163,10 +163,24 @@ def task_succeeded(sender=None, **kwargs):  # pylint: disable=unused-argument
         status.mark_stopped()
 
 
+def _start_after_django_fixup(**kwargs):  # pylint: disable=unused-argument
+    """
+    Move ``start_user_task`` behind Celery's Django fixup in ``task_prerun`` (``worker_init``).
+
+    The fixup, installed at ``worker_init`` after Django connected our receivers, closes the
+    database connections before and after every task.  Run before it, the start would open
+    a connection the fixup closes at once, and the success would open a second one: two
+    connections per task instead of one, the largest cost of a short task.
+    """
+    task_prerun.disconnect(dispatch_uid='user_tasks.start_user_task')
+    task_prerun.connect(start_user_task, dispatch_uid='user_tasks.start_user_task', weak=False)
+
+
 def connect_receivers():
     """Connect the receivers to Celery's signals (idempotent)."""
     before_task_publish.connect(create_user_task, dispatch_uid='user_tasks.create_user_task', weak=False)
     task_prerun.connect(start_user_task, dispatch_uid='user_tasks.start_user_task', weak=False)
+    worker_init.connect(_start_after_django_fixup, dispatch_uid='user_tasks.start_after_django_fixup', weak=False)
     task_retry.connect(retrying_task, dispatch_uid='user_tasks.retrying_task', weak=False)
     task_failure.connect(task_failed, dispatch_uid='user_tasks.task_failed', weak=False)
     task_success.connect(task_succeeded, dispatch_uid='user_tasks.task_succeeded', weak=False)

@@ -1,0 +1,18 @@
+"""
+Django settings of the benchmarks: the test project's (``tests.settings``, env-driven), plus:
+
+- ``USER_TASKS_BENCH_CONN_MAX_AGE``: Django's ``CONN_MAX_AGE`` for the database (seconds;
+  unset: 0, Django's default).
+- ``USER_TASKS_BENCH_DB_REUSE_MAX``: Celery's ``CELERY_DB_REUSE_MAX`` (unset: Celery's Django
+  fixup closes the connections before and after every task).
+"""
+import os
+
+from tests.settings import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
+from tests.settings import DATABASES
+
+if os.environ.get('USER_TASKS_BENCH_CONN_MAX_AGE'):
+    _age = os.environ['USER_TASKS_BENCH_CONN_MAX_AGE']
+    DATABASES['default']['CONN_MAX_AGE'] = None if _age == 'none' else float(_age)
+if os.environ.get('USER_TASKS_BENCH_DB_REUSE_MAX'):
+    CELERY_DB_REUSE_MAX = int(os.environ['USER_TASKS_BENCH_DB_REUSE_MAX'])

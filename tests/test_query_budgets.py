@@ -1,0 +1,104 @@
+"""
+Exact SQL statement budgets of the hot paths (docs/performance.rst), so a regression fails the suite.
+
+Counted on SQLite, where they are the same as on PostgreSQL (``bench/statements.py``
+measures both and MariaDB).  The REST list budgets (the same count for 1 and 500 rows)
+live with the API tests in ``tests/test_api.py``.
+"""
+import weakref
+
+import pytest
+from celery import group
+from celery.signals import task_prerun
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import UNCONSUMED_QUEUE
+from tests.tasks import noop_task
+from user_tasks import signals, user_task_stopped
+from user_tasks.exceptions import TaskCanceledException
+from user_tasks.models import UserTaskStatus
+
+# Autocommit, as a web request or a worker runs outside ``ATOMIC_REQUESTS``.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _count(function):
+    with CaptureQueriesContext(connection) as queries:
+        result = function()
+    return len(queries), result, [query['sql'] for query in queries.captured_queries]
+
+
+def _publish(user):
+    return noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
+
+
+def test_publish_is_one_insert(celery_app, protocol, user):  # pylint: disable=unused-argument
+    _publish(user)  # warm-up: the broker connection and Django's caches
+    count, result, sql = _count(lambda: _publish(user))
+    assert count == 1, sql
+    assert sql[0].startswith('INSERT')
+    assert UserTaskStatus.objects.get(task_id=result.id).state == UserTaskStatus.PENDING
+
+
+def test_run_is_load_start_succeed(celery_app, user):  # pylint: disable=unused-argument
+    states = []
+
+    def receiver(sender, status, **kwargs):  # pylint: disable=unused-argument
+        states.append(status.state)
+    result = _publish(user)
+    user_task_stopped.connect(receiver, dispatch_uid='tests.budget_stopped', weak=False)
+    try:
+        count, _, sql = _count(lambda: noop_task.apply(args=(user.pk,), task_id=result.id))
+    finally:
+        user_task_stopped.disconnect(dispatch_uid='tests.budget_stopped')
+    # Load the row (prerun), start it, succeed it; user_task_stopped gets the loaded row.
+    assert count == 3, sql
+    assert [s.split()[0] for s in sql] == ['SELECT', 'UPDATE', 'UPDATE']
+    assert states == [UserTaskStatus.SUCCEEDED]
+
+
+def test_step_without_parent_is_one_update(make_status):
+    status = make_status(state=UserTaskStatus.IN_PROGRESS, total_steps=5)
+    count, _, sql = _count(status.increment_completed_steps)
+    assert count == 1, sql
+    assert UserTaskStatus.objects.get(pk=status.pk).completed_steps == 1
+
+
+def test_step_still_detects_cancellation(make_status):
+    status = make_status(state=UserTaskStatus.IN_PROGRESS, total_steps=5)
+    UserTaskStatus.objects.filter(pk=status.pk).update(state=UserTaskStatus.CANCELED)
+
+    def step():
+        with pytest.raises(TaskCanceledException):
+            status.increment_completed_steps()
+    count, _, sql = _count(step)
+    # The UPDATE that matched nothing, then the read of why.
+    assert count == 2, sql
+    assert UserTaskStatus.objects.get(pk=status.pk).completed_steps == 0
+
+
+def test_publish_group_of_ten(celery_app, protocol, user):  # pylint: disable=unused-argument
+    group(noop_task.si(user.pk) for _ in range(2)).apply_async(queue=UNCONSUMED_QUEUE)
+    before = UserTaskStatus.objects.count()
+    count, _, sql = _count(lambda: group(noop_task.si(user.pk) for _ in range(10)).apply_async(queue=UNCONSUMED_QUEUE))
+    # Look up the container, create it (in a savepoint: BEGIN, INSERT, COMMIT), then one INSERT per member.
+    assert count == 14, sql
+    assert UserTaskStatus.objects.count() == before + 11
+    container = UserTaskStatus.objects.filter(task_class='celery.group').latest('id')
+    assert container.is_container and container.total_steps == 10
+    assert UserTaskStatus.objects.filter(parent=container).count() == 10
+
+
+def test_worker_starts_tasks_after_celerys_django_fixup():
+    """After ``worker_init`` the start runs behind the receivers already connected (the fixup's close)."""
+    def fixup_close(**kwargs):  # stands for DjangoWorkerFixup.on_task_prerun
+        pass
+    task_prerun.connect(fixup_close, dispatch_uid='tests.fixup_close', weak=False)
+    try:
+        signals._start_after_django_fixup()  # pylint: disable=protected-access
+        receivers = [receiver() if isinstance(receiver, weakref.ReferenceType) else receiver
+                     for _, receiver in task_prerun.receivers]
+        assert receivers.index(signals.start_user_task) > receivers.index(fixup_close)
+    finally:
+        task_prerun.disconnect(dispatch_uid='tests.fixup_close')
