@@ -7,10 +7,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.rest_fixtures import create_artifact, create_status, owner, rules_added, stranger, superuser  # noqa: F401  pylint: disable=unused-import
+from tests.rest_fixtures import create_artifact, create_status
 from user_tasks.admin import CappedCountPaginator, UserTaskArtifactAdmin, UserTaskStatusAdmin
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
+pytest_plugins = ['tests.rest_fixtures']
 pytestmark = pytest.mark.django_db
 
 STATUS_LIST = reverse('admin:user_tasks_usertaskstatus_changelist')

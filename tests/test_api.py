@@ -10,13 +10,13 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 
-from tests.rest_fixtures import (  # noqa: F401  pylint: disable=unused-import
-    API, api, create_artifact, create_status, owner, rules_added, stranger, superuser,
-)
+from tests.rest_fixtures import API, create_artifact, create_status
+
 from user_tasks import urls as api_urls
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.rules import STATUS_PERMISSION, add_rules
 
+pytest_plugins = ['tests.rest_fixtures']
 pytestmark = pytest.mark.django_db
 
 STATUS_FIELDS = {'name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
@@ -285,7 +285,8 @@ def test_cancel_of_a_container_cancels_its_children(api, owner):
     done = create_status(owner, 4, parent=container, state=UserTaskStatus.SUCCEEDED)
     api.force_authenticate(owner)
     assert api.post(status_url(container, 'cancel/')).json()['state'] == UserTaskStatus.CANCELED
-    assert {c.state for c in UserTaskStatus.objects.filter(pk__in=[c.pk for c in children])} == {UserTaskStatus.CANCELED}
+    states = {c.state for c in UserTaskStatus.objects.filter(pk__in=[c.pk for c in children])}
+    assert states == {UserTaskStatus.CANCELED}
     done.refresh_from_db()
     assert done.state == UserTaskStatus.SUCCEEDED
 

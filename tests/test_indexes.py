@@ -5,9 +5,10 @@ import pytest
 from django.db import connection
 from django.db.models import Q
 
-from tests.rest_fixtures import create_status, owner, rules_added  # noqa: F401  pylint: disable=unused-import
+from tests.rest_fixtures import create_status
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
+pytest_plugins = ['tests.rest_fixtures']
 pytestmark = pytest.mark.django_db
 
 INDEXES = {
@@ -48,7 +49,8 @@ class TestPlans:
         assert 'usertaskartifact_created_idx' in plan and 'TEMP B-TREE' not in plan, plan
 
     def test_state_lookups_use_state_finished_index(self):
-        plan = _plan(UserTaskStatus.objects.filter(Q(state='Succeeded') & Q(finished__lt=datetime(2020, 1, 1, tzinfo=timezone.utc))))
+        old = datetime(2020, 1, 1, tzinfo=timezone.utc)
+        plan = _plan(UserTaskStatus.objects.filter(Q(state='Succeeded') & Q(finished__lt=old)))
         assert 'usertask_state_finished_idx' in plan, plan
         plan = _plan(UserTaskStatus.objects.filter(state='In Progress'))
         assert 'usertask_state_finished_idx' in plan, plan

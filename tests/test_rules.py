@@ -2,11 +2,12 @@
 import pytest
 import rules
 
-from tests.rest_fixtures import create_artifact, create_status, owner, rules_added, stranger, superuser  # noqa: F401  pylint: disable=unused-import
+from tests.rest_fixtures import create_artifact, create_status
 from user_tasks.rules import (
     ARTIFACT_PERMISSION, PERMISSIONS, STATUS_PERMISSION, add_rules, is_artifact_creator, is_status_creator,
 )
 
+pytest_plugins = ['tests.rest_fixtures']
 pytestmark = pytest.mark.django_db
 
 OWNER_OR_SUPERUSER = {

@@ -86,8 +86,10 @@ _FORBIDDEN = OpenApiResponse(description='Not authenticated, or not allowed to d
 
 
 @extend_schema_view(
-    list=extend_schema(summary='List the visible tasks, newest first', responses={200: StatusSerializer(many=True), 403: _FORBIDDEN}),
-    retrieve=extend_schema(summary='Show one task', responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
+    list=extend_schema(summary='List the visible tasks, newest first',
+                       responses={200: StatusSerializer(many=True), 403: _FORBIDDEN}),
+    retrieve=extend_schema(summary='Show one task',
+                           responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
     destroy=extend_schema(
         summary='Delete a task (a running one is canceled first) with its artifacts and children',
         responses={204: OpenApiResponse(description='Deleted'), 403: _FORBIDDEN, 404: _NOT_FOUND},
@@ -107,7 +109,8 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
         return settings.USER_TASKS_STATUS_FILTERS
 
     def get_queryset(self):
-        artifacts = Prefetch('artifacts', queryset=UserTaskArtifact.objects.only('id', 'uuid', 'status_id').order_by('id'))
+        # Only what the hyperlinks need, for every listed status in one query.
+        artifacts = Prefetch('artifacts', queryset=UserTaskArtifact.objects.only('uuid', 'status_id').order_by('id'))
         return super().get_queryset().prefetch_related(artifacts).order_by('-created', '-id')
 
     def perform_destroy(self, instance):
@@ -131,8 +134,10 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
 
 
 @extend_schema_view(
-    list=extend_schema(summary='List the visible artifacts, newest first', responses={200: ArtifactSerializer(many=True), 403: _FORBIDDEN}),
-    retrieve=extend_schema(summary='Show one artifact', responses={200: ArtifactSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
+    list=extend_schema(summary='List the visible artifacts, newest first',
+                       responses={200: ArtifactSerializer(many=True), 403: _FORBIDDEN}),
+    retrieve=extend_schema(summary='Show one artifact',
+                           responses={200: ArtifactSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
 )
 class ArtifactViewSet(_ProjectSettingsMixin, viewsets.ReadOnlyModelViewSet):
     """List and show the artifacts of user tasks."""
