@@ -52,7 +52,8 @@ def test_app_config_identity():
 @pytest.mark.parametrize('project_type', PROJECT_TYPES)
 def test_url_config_mounts_api_unnamespaced(project_type):
     config = UserTasksPluginConfig.plugin_app[PluginURLs.CONFIG][project_type]
-    assert config[PluginURLs.REGEX] == r'^api/tasks/v0/'
+    # At the root: the module itself puts the API at api/tasks/v0/ and the pages at user_tasks/.
+    assert config[PluginURLs.REGEX] == r'^'
     assert config[PluginURLs.NAMESPACE] == ''
     assert config[PluginURLs.RELATIVE_PATH] == 'urls'
     assert PluginURLs.CONFIG == 'url_config' and PluginURLs.NAMESPACE == 'namespace'
@@ -234,6 +235,18 @@ def test_host_reverses_unnamespaced(host):
     # Studio's own include answers first where it exists; elsewhere the plugin's does.
     expected = 'user_tasks.urls' if (host.project, host.layout) == ('cms', 'edx-platform') else 'user_tasks.plugin.urls'
     assert host.report['first_route']['urlconf'] == expected
+
+
+def test_host_serves_pages_and_metrics(host):
+    pages = host.report['pages']
+    task = host.report['task']
+    assert pages['detail_url'] == f"/user_tasks/{task['uuid']}/"
+    assert pages['list_url'] == '/user_tasks/'
+    assert pages['metrics_url'] == '/user_tasks/metrics'
+    assert pages['owner_detail'] == 200
+    assert pages['owner_list'] == 200
+    assert pages['other_detail'] in (403, 404)
+    assert pages['anonymous_metrics'] == 401
 
 
 def test_host_beat_schedule_has_both_jobs(host):

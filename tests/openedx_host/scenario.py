@@ -112,7 +112,17 @@ def main():
         'detail_status': detail.status_code,
         'detail': detail.json() if detail.status_code == 200 else detail.content.decode()[:500],
     }
+    detail_page = reverse('user_tasks:task-detail', kwargs={'uuid': status.uuid})
+    report['pages'] = {
+        'detail_url': detail_page,
+        'list_url': reverse('user_tasks:task-list'),
+        'metrics_url': reverse('user_tasks_metrics'),
+        'owner_detail': client.get(detail_page).status_code,
+        'owner_list': client.get(reverse('user_tasks:task-list')).status_code,
+        'anonymous_metrics': Client().get(reverse('user_tasks_metrics')).status_code,
+    }
     client.force_login(other)
+    report['pages']['other_detail'] = client.get(detail_page).status_code
     report['api']['other_list_names'] = [row.get('name') for row in (client.get('/api/tasks/v0/tasks/').json() or [])]
     report['api']['other_detail_status'] = client.get(detail_path).status_code
     print('REPORT ' + json.dumps(report))

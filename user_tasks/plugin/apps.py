@@ -1,10 +1,11 @@
 """
 The plugin AppConfig that edx-django-utils' plugin framework discovers in LMS and Studio.
 
-It carries no models.  ``plugin_app`` tells the host where to mount the REST API
-(``api/tasks/v0/``, un-namespaced, as Studio mounts it) and which settings functions to
-run per environment; ``ready()`` registers the owner-or-superuser permission rules,
-because settings functions run before any app is loaded.
+It carries no models.  ``plugin_app`` tells the host to mount the REST API
+(``api/tasks/v0/``, un-namespaced, as Studio mounts it), the status pages and metrics
+(``user_tasks/``), and which settings functions to run per environment; ``ready()``
+registers the owner-or-superuser permission rules, because settings functions run
+before any app is loaded.
 """
 import logging
 
@@ -20,10 +21,16 @@ SETTINGS_TYPES = ('common', 'production', 'devstack', 'test')
 
 
 def _url_config():
-    """Mount ``user_tasks.plugin.urls`` where Studio mounts the REST API, names un-namespaced."""
+    """
+    Mount ``user_tasks.plugin.urls`` at the root with no namespace of its own.
+
+    The module puts the REST API at ``api/tasks/v0/``, where Studio mounts it, and the
+    pages and metrics at ``user_tasks/``; one prefix for all of them would put the pages
+    under the API's path.  An empty namespace keeps the API's URL names un-namespaced.
+    """
     return {
         PluginURLs.NAMESPACE: '',
-        PluginURLs.REGEX: r'^api/tasks/v0/',
+        PluginURLs.REGEX: r'^',
         PluginURLs.RELATIVE_PATH: 'urls',
     }
 

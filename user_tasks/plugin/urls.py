@@ -1,13 +1,15 @@
 """
-URLs the plugin mounts in LMS and Studio under ``api/tasks/v0/`` (see ``apps.py``).
+URLs the plugin adds to LMS and Studio (mounted at the site root, see ``apps.py``).
 
-The REST API keeps its un-namespaced names (``usertaskstatus-detail`` and friends),
-which Studio's ``cms_user_tasks`` reverses.  In Studio, edx-platform's own
-``api/tasks/v0/`` include comes first and answers; this copy then only serves routes
-that include lacks.
+- ``api/tasks/v0/``: the REST API with its un-namespaced names (``usertaskstatus-detail``
+  and friends), which Studio's ``cms_user_tasks`` reverses.  In Studio, edx-platform's own
+  ``api/tasks/v0/`` include comes first and answers; this copy serves the LMS.
+- ``user_tasks/``: the status pages (namespace ``user_tasks``) and ``user_tasks/metrics``.
 """
 from django.urls import include, path
 
 urlpatterns = [
-    path('', include('user_tasks.urls')),
+    path('api/tasks/v0/', include('user_tasks.urls')),
+    path('user_tasks/', include('user_tasks.page_urls')),
+    path('user_tasks/', include('user_tasks.metrics.urls')),
 ]
