@@ -11,6 +11,7 @@ an in-memory broker (unit layer) and on PostgreSQL/MariaDB with Redis/RabbitMQ
   with loopback defaults.
 """
 import os
+import tempfile
 from urllib.parse import urlparse
 
 try:
@@ -33,8 +34,13 @@ BROKER_KIND = os.environ.get('USER_TASKS_TEST_BROKER', 'memory')
 
 def _database(kind):
     if kind == 'sqlite':
-        name = os.environ.get('USER_TASKS_TEST_SQLITE_NAME', ':memory:')
-        return {'ENGINE': 'django.db.backends.sqlite3', 'NAME': name, 'TEST': {'NAME': name if name != ':memory:' else None}}
+        # A file, not shared-cache memory: the unit layer's in-process worker thread and the
+        # test thread use it at once, and shared-cache SQLite fails ("table is locked") rather
+        # than waiting.  One file per process keeps concurrent runs apart.
+        default = os.path.join(tempfile.gettempdir(), f'user_tasks_unit_{os.getpid()}.sqlite3')
+        name = os.environ.get('USER_TASKS_TEST_SQLITE_NAME', default)
+        return {'ENGINE': 'django.db.backends.sqlite3', 'NAME': name, 'OPTIONS': {'timeout': 30},
+                'TEST': {'NAME': name if name != ':memory:' else None}}
     url = urlparse(SERVICES[kind])
     engine = 'django.db.backends.postgresql' if kind == 'postgres' else 'django.db.backends.mysql'
     name = os.environ.get('USER_TASKS_TEST_DB_NAME', url.path.lstrip('/') or 'user_tasks')
@@ -133,3 +139,12 @@ if os.environ.get('USER_TASKS_TEST_PENDING_TIMEOUT'):
 if os.environ.get('USER_TASKS_TEST_TERMINATE_AFTER'):
     import json as _json
     USER_TASKS_TERMINATE_AFTER = _json.loads(os.environ['USER_TASKS_TEST_TERMINATE_AFTER'])
+
+# The observability test's worker (tests/integration/test_observability.py): its metrics
+# exporter's address, recycled children, and its spans written to a file (tests/span_file.py).
+if os.environ.get('USER_TASKS_TEST_METRICS_PORT'):
+    USER_TASKS_METRICS_PORT = os.environ['USER_TASKS_TEST_METRICS_PORT']
+if os.environ.get('USER_TASKS_TEST_MAX_TASKS_PER_CHILD'):
+    CELERY_WORKER_MAX_TASKS_PER_CHILD = int(os.environ['USER_TASKS_TEST_MAX_TASKS_PER_CHILD'])
+if os.environ.get('USER_TASKS_TEST_SPAN_FILE'):
+    CELERY_IMPORTS = ['tests.span_file']
