@@ -1,11 +1,9 @@
-"""Fixtures shared by the REST, admin and OpenAPI tests: users with fixed roles and their tasks."""
+"""Fixtures shared by the REST, admin and OpenAPI tests (a pytest plugin: ``pytest_plugins``)."""
 import pytest
 from rest_framework.test import APIClient
 
-from user_tasks.models import UserTaskArtifact, UserTaskStatus
+from tests.rest_helpers import API, create_artifact, create_status  # noqa: F401  (re-exported for older imports)
 from user_tasks.rules import add_rules
-
-API = '/api/tasks/v0/'
 
 
 @pytest.fixture
@@ -34,16 +32,3 @@ def api():
     """A client with no user; ``api.force_authenticate(user)`` to act as someone."""
     return APIClient()
 
-
-def create_status(user, n=1, **fields):
-    """A status row owned by ``user`` (no Celery involved)."""
-    values = {'user': user, 'task_id': f'{user.username}-task-{n}', 'task_class': 'tests.tasks.sample_task',
-              'name': f'Task {n} of {user.username}', 'total_steps': 4}
-    values.update(fields)
-    return UserTaskStatus.objects.create(**values)
-
-
-def create_artifact(status, **fields):
-    values = {'status': status, 'name': 'Output', 'text': 'some output'}
-    values.update(fields)
-    return UserTaskArtifact.objects.create(**values)

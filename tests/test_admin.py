@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.rest_fixtures import create_artifact, create_status
+from tests.rest_helpers import create_artifact, create_status
 from user_tasks.admin import CappedCountPaginator, UserTaskArtifactAdmin, UserTaskStatusAdmin
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 
-from tests.rest_fixtures import API, create_artifact, create_status
+from tests.rest_helpers import API, create_artifact, create_status
 
 from user_tasks import urls as api_urls
 from user_tasks.models import UserTaskArtifact, UserTaskStatus

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.db.models import Q
 
-from tests.rest_fixtures import create_status
+from tests.rest_helpers import create_status
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
 pytest_plugins = ['tests.rest_fixtures']

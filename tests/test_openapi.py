@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 
-from tests.rest_fixtures import create_artifact, create_status
+from tests.rest_helpers import create_artifact, create_status
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
 pytest.importorskip('drf_spectacular')

@@ -2,7 +2,7 @@
 import pytest
 import rules
 
-from tests.rest_fixtures import create_artifact, create_status
+from tests.rest_helpers import create_artifact, create_status
 from user_tasks.rules import (
     ARTIFACT_PERMISSION, PERMISSIONS, STATUS_PERMISSION, add_rules, is_artifact_creator, is_status_creator,
 )
