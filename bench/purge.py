@@ -44,10 +44,10 @@ def main():
         created = time.monotonic()
         for start in range(0, ROWS, 10000):
             count = min(10000, ROWS - start)
-            S.objects.bulk_create([S(user=user, task_id=f'old-{start + n}', task_class='bench', name='old',
-                                     total_steps=1, state=S.SUCCEEDED, finished=old) for n in range(count)])
-            ids = list(S.objects.filter(task_id__startswith='old-', artifacts__isnull=True)
-                       .values_list('id', flat=True))
+            rows = S.objects.bulk_create([S(user=user, task_id=f'old-{start + n}', task_class='bench', name='old',
+                                            total_steps=1, state=S.SUCCEEDED, finished=old) for n in range(count)])
+            ids = [row.pk for row in rows if row.pk is not None] or list(
+                S.objects.filter(task_id__in=[row.task_id for row in rows]).values_list('id', flat=True))
             artifacts = []
             for pk in ids:
                 name = f'user_tasks/bench/{pk}.txt'
