@@ -43,6 +43,7 @@ def protocol(request, celery_app):
 @pytest.fixture
 def eager(celery_app):
     celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = False  # pinned: other modules may change it
     return celery_app
 
 
@@ -57,7 +58,14 @@ def _session_worker():
 
 @pytest.fixture
 def worker(_session_worker, transactional_db):  # pylint: disable=unused-argument
-    """A real in-process Celery worker consuming the memory broker (needs committed data)."""
+    """
+    A real in-process Celery worker consuming the memory broker (needs committed data).
+
+    Messages other tests published without running them are dropped first, so the
+    worker runs only this test's tasks.
+    """
+    with tests_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(tests_app.conf.task_default_queue)
     return _session_worker
 
 
