@@ -183,3 +183,16 @@ def test_capped_count_paginator(staff_client, owner):
         assert response.context['cl'].result_count == 5
     assert CappedCountPaginator(UserTaskStatus.objects.order_by('id'), 2).count == 8
     assert CappedCountPaginator([1, 2, 3], 2).count == 3
+
+
+def test_search_by_a_uuid_uses_only_the_unique_columns(staff_client, owner):
+    target = create_status(owner, 1)
+    by_task_id = create_status(owner, 2, task_id='0b7e0f4c-9a1d-4d3e-8f2a-5b6c7d8e9f10')
+    create_status(owner, 3, name=str(target.uuid))  # a name holding the uuid is not a match
+    with CaptureQueriesContext(connection) as queries:
+        assert _names(staff_client.get(STATUS_LIST, {'q': f' {target.uuid} '})) == [target.name]
+    assert not any('LIKE' in q['sql'].upper() for q in queries.captured_queries)
+    assert _names(staff_client.get(STATUS_LIST, {'q': by_task_id.task_id.upper()})) == [by_task_id.name]
+    artifact = create_artifact(by_task_id, name='by task id')
+    assert _names(staff_client.get(ARTIFACT_LIST, {'q': by_task_id.task_id})) == ['by task id']
+    assert _names(staff_client.get(ARTIFACT_LIST, {'q': str(artifact.uuid)})) == ['by task id']

@@ -6,6 +6,8 @@ A changelist never runs a full ``COUNT(*)``: the paginator counts at most
 row estimate instead), the "N total" link is off, related users and statuses come in
 the same query, and the filters' choices need no scan of the table.
 """
+from uuid import UUID
+
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connections
@@ -102,6 +104,16 @@ class UserTaskStatusAdmin(admin.ModelAdmin):
     list_per_page = 100
     actions = ('cancel_selected', 'delete_finished')
 
+    def get_search_results(self, request, queryset, search_term):
+        # A uuid (a status uuid, or a Celery task id) is answered from the unique indexes;
+        # free text scans the name, class and user columns.
+        term = search_term.strip()
+        try:
+            uid = UUID(term)
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(Q(uuid=uid) | Q(task_id__in={term, str(uid)})), False
+
     @admin.display(description=_('progress'))
     def progress(self, obj):
         """Completed out of total steps, with the percentage."""
@@ -143,3 +155,12 @@ class UserTaskArtifactAdmin(admin.ModelAdmin):
     def user(self, obj):
         """Who started the task that produced the artifact."""
         return obj.status.user
+
+    def get_search_results(self, request, queryset, search_term):
+        # A uuid (of the artifact or of its task) or a Celery task id: unique index look-ups.
+        term = search_term.strip()
+        try:
+            uid = UUID(term)
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(Q(uuid=uid) | Q(status__uuid=uid) | Q(status__task_id__in={term, str(uid)})), False
