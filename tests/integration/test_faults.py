@@ -99,8 +99,8 @@ def lines(path):
 
 def started_pid(marker, timeout=20):
     """Wait until the task body wrote ``started PID`` to its marker; return the child's pid."""
-    line = wait_for('the task body to start', lambda: next((text for text in lines(marker) if text.startswith('started')), None),
-                    timeout)
+    line = wait_for('the task body to start',
+                    lambda: next((text for text in lines(marker) if text.startswith('started')), None), timeout)
     return int(line.split()[1])
 
 
@@ -330,7 +330,8 @@ def test_cancel_running_task_stops_at_its_next_step(worker, task_user, marker):
     assert status.state == S.CANCELED
     steps_done = [text for text in lines(marker) if text.startswith('step')]
     time.sleep(3 * delay)
-    assert [text for text in lines(marker) if text.startswith('step')] == steps_done, 'the body went on after the cancel'
+    steps_now = [text for text in lines(marker) if text.startswith('step')]
+    assert steps_now == steps_done, 'the body went on after the cancel'
     assert 'done' not in lines(marker)
     assert status.completed_steps == len(steps_done) < 100
     assert_stopped_once(worker, status, S.CANCELED)
