@@ -28,9 +28,16 @@ _CELERY = (
     (worker_process_init, worker.on_worker_process_init, 'user_tasks.metrics.process_init'),
     (worker_process_shutdown, worker.on_worker_process_shutdown, 'user_tasks.metrics.process_shutdown'),
 )
+
+
+def on_event(sender, status=None, kind=None, **details):
+    """Metrics then spans for one lifecycle event: one receiver, so one dispatch, for both."""
+    prometheus.on_event(sender, status=status, kind=kind, **details)
+    tracing.on_event(sender, status=status, kind=kind, **details)
+
+
 _LIFECYCLE = (
-    (lifecycle.event, prometheus.on_event, 'user_tasks.metrics.lifecycle'),
-    (lifecycle.event, tracing.on_event, 'user_tasks.tracing.lifecycle'),
+    (lifecycle.event, on_event, 'user_tasks.metrics.lifecycle'),
     (lifecycle.purged, prometheus.on_purged, 'user_tasks.metrics.purged'),
 )
 _state = {'connected': False}

@@ -15,6 +15,9 @@ import logging
 import time
 from collections import OrderedDict
 
+from celery import current_task
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from prometheus_client import Counter, Gauge, Histogram
 
 from user_tasks import __version__, lifecycle
@@ -78,10 +81,10 @@ class _Recent(OrderedDict):
 
 
 _queues = _Recent()     # task id -> queue, noted at publish and at prerun in this process
-_running = _Recent()    # task id -> (monotonic start, task name, queue) while an attempt runs here
+_running = _Recent()    # task id -> (monotonic start, _Series) while an attempt runs here
 _errors = _Recent()     # task id -> error_type of the exception that ended its body here
 _error_types = set()
-_known = set()          # (task, queue) label sets already initialised at zero
+_series = {}            # (task, queue) -> _Series: the label sets already exported (at zero first)
 _routes = {}
 
 
@@ -104,29 +107,42 @@ def initialise():
     for operation in API_OPERATIONS:
         for code_class in CODE_CLASSES:
             API_REQUESTS.labels(operation, code_class)
+            API_DURATION.labels(operation, code_class)
 
 
 def initialise_tasks(app):
-    """Export every registered user task on its routed queue at zero (in worker processes)."""
+    """Export every registered user task on its routed queue at zero (workers at start, web when scraped)."""
     from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
     for name, task in list(app.tasks.items()):
         if isinstance(task, UserTaskMixin):
             _ensure(name, routed_queue(name, app))
-            IN_PROGRESS.labels(name, routed_queue(name, app))
+
+
+class _Series:  # pylint: disable=too-few-public-methods
+    """The children of one (task, queue) label set, resolved once (``labels()`` is not free)."""
+
+    __slots__ = ('submitted', 'started', 'retries', 'steps', 'queue_wait', 'in_progress', 'duration')
+
+    def __init__(self, task, queue):
+        self.submitted = SUBMITTED.labels(task, queue)
+        self.started = STARTED.labels(task, queue)
+        self.retries = RETRIES.labels(task, queue)
+        self.steps = STEPS.labels(task)
+        self.queue_wait = QUEUE_WAIT.labels(task, queue)
+        self.in_progress = IN_PROGRESS.labels(task, queue)
+        self.duration = {outcome: DURATION.labels(task, queue, outcome) for outcome in OUTCOMES.values()}
+        for outcome in OUTCOMES.values():
+            COMPLETED.labels(task, queue, outcome)
+        for reason in RECOVERY_REASONS:
+            RECOVERED.labels(task, reason)
 
 
 def _ensure(task, queue):
-    if (task, queue) in _known:
-        return
-    _known.add((task, queue))
-    SUBMITTED.labels(task, queue)
-    STARTED.labels(task, queue)
-    RETRIES.labels(task, queue)
-    STEPS.labels(task)
-    for outcome in OUTCOMES.values():
-        COMPLETED.labels(task, queue, outcome)
-    for reason in RECOVERY_REASONS:
-        RECOVERED.labels(task, reason)
+    """The label set's children, exported at zero the first time it is seen in this process."""
+    series = _series.get((task, queue))
+    if series is None:
+        series = _series[(task, queue)] = _Series(task, queue)
+    return series
 
 
 def error_type(exc):
@@ -171,7 +187,6 @@ def queue_of(status):
     queue = _queues.get(status.task_id)
     if queue:
         return queue
-    from celery import current_task  # pylint: disable=import-outside-toplevel
     request = getattr(current_task, 'request', None)
     if request is not None and getattr(request, 'id', None) == status.task_id:
         queue = _delivery_queue(request)
@@ -190,49 +205,44 @@ def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unus
     try:
         handler = _HANDLERS.get(kind)
         if handler is not None:
-            task = status.task_class
             queue = queue_of(status)
-            _ensure(task, queue)
-            handler(status, task, queue, details)
+            handler(status, _ensure(status.task_class, queue), queue, details)
     except Exception:  # pylint: disable=broad-except
         telemetry_error('metrics')
 
 
-def _submitted(status, task, queue, details):  # pylint: disable=unused-argument
-    SUBMITTED.labels(task, queue).inc()
+def _submitted(status, series, queue, details):  # pylint: disable=unused-argument
+    series.submitted.inc()
 
 
-def _started(status, task, queue, details):
-    STARTED.labels(task, queue).inc()
+def _started(status, series, queue, details):  # pylint: disable=unused-argument
+    series.started.inc()
     if details.get('previous_state', 'Pending') != 'Pending' or status.attempts != 1 or status.created is None:
         return  # queue wait is measured once, from publish to the first start
-    from celery import current_task  # pylint: disable=import-outside-toplevel
-    from django.utils import timezone  # pylint: disable=import-outside-toplevel
-    from django.utils.dateparse import parse_datetime  # pylint: disable=import-outside-toplevel
     since = status.created
     eta = getattr(getattr(current_task, 'request', None), 'eta', None)
     if eta:
         eta = parse_datetime(eta) if isinstance(eta, str) else eta
         if eta is not None and eta.tzinfo is not None:
             since = max(since, eta)
-    QUEUE_WAIT.labels(task, queue).observe(max(0.0, (timezone.now() - since).total_seconds()))
+    series.queue_wait.observe(max(0.0, (timezone.now() - since).total_seconds()))
 
 
-def _progress(status, task, queue, details):  # pylint: disable=unused-argument
-    STEPS.labels(task).inc(details.get('steps', 1))
+def _progress(status, series, queue, details):  # pylint: disable=unused-argument
+    series.steps.inc(details.get('steps', 1))
 
 
-def _retried(status, task, queue, details):  # pylint: disable=unused-argument
-    RETRIES.labels(task, queue).inc()
+def _retried(status, series, queue, details):  # pylint: disable=unused-argument
+    series.retries.inc()
 
 
-def _stopped(status, task, queue, details):  # pylint: disable=unused-argument
+def _stopped(status, series, queue, details):  # pylint: disable=unused-argument
     outcome = OUTCOMES.get(status.state)
     if outcome is None:
         return
-    COMPLETED.labels(task, queue, outcome).inc()
+    COMPLETED.labels(status.task_class, queue, outcome).inc()  # once per task: looked up each time
     if outcome == 'failed':
-        FAILURES.labels(task, queue, _errors.pop(status.task_id, UNKNOWN_ERROR)).inc()
+        FAILURES.labels(status.task_class, queue, _errors.pop(status.task_id, UNKNOWN_ERROR)).inc()
     running = _running.get(status.task_id)
     if running is not None:
         seconds = time.monotonic() - running[0]
@@ -240,11 +250,11 @@ def _stopped(status, task, queue, details):  # pylint: disable=unused-argument
         seconds = (status.finished - status.started).total_seconds()
     else:
         return  # never ran (canceled or expired while waiting)
-    DURATION.labels(task, queue, outcome).observe(max(0.0, seconds))
+    series.duration[outcome].observe(max(0.0, seconds))
 
 
-def _recovered(status, task, queue, details):  # pylint: disable=unused-argument
-    RECOVERED.labels(task, details.get('reason', 'stale')).inc()
+def _recovered(status, series, queue, details):  # pylint: disable=unused-argument
+    RECOVERED.labels(status.task_class, details.get('reason', 'stale')).inc()
 
 
 _HANDLERS = {
@@ -270,9 +280,14 @@ def on_purged(sender, counts=None, **kwargs):  # pylint: disable=unused-argument
 # -- Celery hooks (worker-side clock, publish queue) ------------------------------------
 
 
+_mixin = []
+
+
 def _user_task(task):
-    from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
-    return isinstance(task, UserTaskMixin)
+    if not _mixin:
+        from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
+        _mixin.append(UserTaskMixin)
+    return isinstance(task, _mixin[0])
 
 
 def on_publish(sender=None, headers=None, routing_key=None, body=None, **kwargs):  # pylint: disable=unused-argument
@@ -293,8 +308,9 @@ def on_prerun(sender=None, task_id=None, task=None, **kwargs):  # pylint: disabl
             return
         queue = _delivery_queue(task.request) or routed_queue(task.name)
         _queues[task_id] = queue
-        _running[task_id] = (time.monotonic(), task.name, queue)
-        IN_PROGRESS.labels(task.name, queue).inc()
+        series = _ensure(task.name, queue)
+        _running[task_id] = (time.monotonic(), series)
+        series.in_progress.inc()
     except Exception:  # pylint: disable=broad-except
         telemetry_error('metrics')
 
@@ -304,7 +320,7 @@ def on_postrun(sender=None, task_id=None, **kwargs):  # pylint: disable=unused-a
     try:
         running = _running.pop(task_id, None)
         if running is not None:
-            IN_PROGRESS.labels(running[1], running[2]).dec()
+            running[1].in_progress.dec()
         _errors.pop(task_id, None)
     except Exception:  # pylint: disable=broad-except
         telemetry_error('metrics')

@@ -35,19 +35,45 @@ _open = _Recent(1000)  # task id -> _Execution, between __call__ and task_postru
 _tracer_cache = [None, None]
 
 
+_NO_PROVIDER = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
 def tracer():
-    """The ``user_tasks`` tracer of the current provider (looked up per provider, not cached for ever)."""
+    """
+    The ``user_tasks`` tracer of the current provider, or None when no SDK is installed.
+
+    Looked up per provider, not cached for ever (tests and hosts may install one later).
+    Without a provider every span would be the API's non-recording no-op: returning None
+    lets the callers skip building attributes and extracting/injecting context at all.
+    """
     provider = trace.get_tracer_provider()
     if _tracer_cache[0] is not provider:
-        _tracer_cache[1] = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=provider)
+        _tracer_cache[1] = (None if isinstance(provider, _NO_PROVIDER)
+                            else trace.get_tracer(TRACER_NAME, __version__, tracer_provider=provider))
         _tracer_cache[0] = provider
     return _tracer_cache[1]
 
 
-def _custom_attributes(attributes):
+def _tracer_or_none():
     try:
-        from edx_django_utils.monitoring import set_custom_attribute  # pylint: disable=import-outside-toplevel
-    except ImportError:  # pragma: no cover
+        return tracer()
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('tracing')
+        return None
+
+
+_set_custom_attribute = []
+
+
+def _custom_attributes(attributes):
+    if not _set_custom_attribute:
+        try:
+            from edx_django_utils.monitoring import set_custom_attribute  # pylint: disable=import-outside-toplevel
+        except ImportError:  # pragma: no cover
+            set_custom_attribute = None
+        _set_custom_attribute.append(set_custom_attribute)
+    set_custom_attribute = _set_custom_attribute[0]
+    if set_custom_attribute is None:  # pragma: no cover
         return
     for key, value in attributes.items():
         # .. custom_attribute_name: user_tasks.task.name, user_tasks.status.id, user_tasks.attempt
@@ -76,11 +102,12 @@ def traced_submit(record):
     """Decorate the function writing a publish's rows (``canvas._record(status, ...)``)."""
     @functools.wraps(record)
     def wrapper(status, *args, **kwargs):
-        if not ENABLED:
+        current = _tracer_or_none() if ENABLED else None
+        if current is None:
             return record(status, *args, **kwargs)
         try:
             attributes = {'user_tasks.task.name': status.task_class, 'messaging.message.id': status.task_id}
-            span = tracer().start_span('user_tasks.submit', kind=SpanKind.INTERNAL, attributes=attributes)
+            span = current.start_span('user_tasks.submit', kind=SpanKind.INTERNAL, attributes=attributes)
         except Exception:  # pylint: disable=broad-except
             telemetry_error('tracing')
             return record(status, *args, **kwargs)
@@ -102,6 +129,8 @@ def inject_headers(sender=None, headers=None, **kwargs):  # pylint: disable=unus
     if not ENABLED or headers is None or 'traceparent' in headers:
         return  # Celery's instrumentation may have put its publish span there already
     try:
+        if tracer() is None:
+            return  # no SDK: no span context worth carrying
         from user_tasks.metrics.prometheus import _user_task  # pylint: disable=import-outside-toplevel
         from celery import current_app  # pylint: disable=import-outside-toplevel
         if _user_task(current_app.tasks.get(sender)):
@@ -116,12 +145,22 @@ def inject_headers(sender=None, headers=None, **kwargs):  # pylint: disable=unus
 class _Execution:
     """The open ``user_tasks.execute`` span of one attempt, and what it has seen."""
 
-    __slots__ = ('span', 'exception', 'last_progress')
+    __slots__ = ('span', 'exception', 'last_progress', 'attributes')
 
-    def __init__(self, span):
+    def __init__(self, span, attributes):
         self.span = span
+        self.attributes = attributes  # what the span already carries: set again only what changed
         self.exception = None
-        self.last_progress = 0.0
+        # The first progress event comes PROGRESS_INTERVAL after the start (the last step always).
+        self.last_progress = time.monotonic()
+
+    def update(self, attributes):
+        """Set the attributes whose values the span does not carry yet (each set is validated by the SDK)."""
+        known = self.attributes
+        changed = {key: value for key, value in attributes.items() if known.get(key, known) != value}
+        if changed:
+            known.update(changed)
+            self.span.set_attributes(changed)
 
 
 def _carrier(request):
@@ -135,7 +174,7 @@ def _carrier(request):
     return carrier
 
 
-def _start_execute(task):
+def _start_execute(task, current):
     request = task.request
     publisher = propagate.extract(_carrier(request))
     publisher_span = trace.get_current_span(publisher).get_span_context()
@@ -148,11 +187,11 @@ def _start_execute(task):
         attributes['user_tasks.attempt'] = (request.retries or 0) + 1
     if ambient.is_valid:  # inside Celery instrumentation's run span: stay there, link the publisher
         links = [Link(publisher_span)] if publisher_span.is_valid and publisher_span != ambient else []
-        span = tracer().start_span('user_tasks.execute', kind=SpanKind.INTERNAL, attributes=attributes, links=links)
+        span = current.start_span('user_tasks.execute', kind=SpanKind.INTERNAL, attributes=attributes, links=links)
     else:
-        span = tracer().start_span('user_tasks.execute', context=publisher, kind=SpanKind.INTERNAL,
-                                   attributes=attributes)
-    return span
+        span = current.start_span('user_tasks.execute', context=publisher, kind=SpanKind.INTERNAL,
+                                  attributes=attributes)
+    return span, attributes
 
 
 @contextmanager
@@ -161,9 +200,10 @@ def executing(task, metrics=True):
     request = task.request
     task_id = getattr(request, 'id', None)
     execution = token = None
-    if ENABLED and task_id:
+    current = _tracer_or_none() if ENABLED and task_id else None
+    if current is not None:
         try:
-            execution = _Execution(_start_execute(task))
+            execution = _Execution(*_start_execute(task, current))
             token = context.attach(trace.set_span_in_context(execution.span))
             _open[task_id] = execution
             _custom_attributes({'user_tasks.task.name': task.name, 'messaging.message.id': task_id,
@@ -212,7 +252,7 @@ def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unus
     try:
         span = execution.span
         if kind == lifecycle.STARTED:
-            span.set_attributes(status_attributes(status))
+            execution.update(status_attributes(status))
         elif kind == lifecycle.PROGRESS:
             now = time.monotonic()
             if now - execution.last_progress >= PROGRESS_INTERVAL or status.completed_steps >= status.total_steps:
@@ -225,7 +265,7 @@ def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unus
             if reason is not None:
                 attributes['error.type'] = type(reason).__qualname__
             span.add_event('user_tasks.retry', attributes)
-            span.set_attribute('user_tasks.state', status.state)
+            execution.update({'user_tasks.state': status.state})
         elif kind == lifecycle.STOPPED:
             _stopped(execution, status)
     except Exception:  # pylint: disable=broad-except
@@ -234,16 +274,21 @@ def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unus
 
 def _stopped(execution, status):
     span = execution.span
-    span.set_attributes(status_attributes(status))
-    span.set_attributes({'user_tasks.state': status.state, 'user_tasks.completed_steps': status.completed_steps})
+    attributes = status_attributes(status)
+    attributes['user_tasks.state'] = status.state
+    attributes['user_tasks.completed_steps'] = status.completed_steps
     if status.state == status.CANCELED:
+        execution.update(attributes)
         span.add_event('user_tasks.canceled')
     elif status.state == status.FAILED:
         exc = execution.exception
         if exc is not None:
             span.record_exception(exc)
-            span.set_attribute('error.type', f'{type(exc).__module__}.{type(exc).__qualname__}')
+            attributes['error.type'] = f'{type(exc).__module__}.{type(exc).__qualname__}'
+        execution.update(attributes)
         span.set_status(Status(StatusCode.ERROR, str(exc) if exc is not None else 'Failed'))
+    else:
+        execution.update(attributes)
 
 
 # -- cancel -------------------------------------------------------------------------------
@@ -253,13 +298,14 @@ def traced_cancel(cancel):
     """Decorate ``UserTaskStatus.cancel`` with a ``user_tasks.cancel`` span."""
     @functools.wraps(cancel)
     def wrapper(status, *args, **kwargs):
-        if not ENABLED:
+        current = _tracer_or_none() if ENABLED else None
+        if current is None:
             return cancel(status, *args, **kwargs)
         try:
             attributes = status_attributes(status)
             attributes['user_tasks.status.previous_state'] = status.state
             attributes['user_tasks.is_container'] = bool(status.is_container)
-            span = tracer().start_span('user_tasks.cancel', kind=SpanKind.INTERNAL, attributes=attributes)
+            span = current.start_span('user_tasks.cancel', kind=SpanKind.INTERNAL, attributes=attributes)
         except Exception:  # pylint: disable=broad-except
             telemetry_error('tracing')
             return cancel(status, *args, **kwargs)

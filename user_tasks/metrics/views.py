@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client.exposition import choose_encoder
 
 from user_tasks.conf import settings
-from user_tasks.metrics import multiprocess
+from user_tasks.metrics import multiprocess, prometheus
 from user_tasks.metrics.prometheus import telemetry_error
 
 
@@ -37,6 +37,23 @@ def allowed(request):
     return _bearer_ok(request)
 
 
+def _export_known_tasks():
+    """
+    Export every registered user task on its routed queue at zero from this process.
+
+    A counter born at its first increment hides that increment from ``rate()`` (the
+    first sample is the baseline), so the first tasks a web process publishes would
+    never show in ``rate(user_tasks_submitted_total[...])`` and the alerts built on it.
+    Workers do this at start (``worker_init``); a web process does it at each scrape
+    (a set lookup per task once done), so from its first scrape on every publish shows.
+    """
+    try:
+        from celery import current_app  # pylint: disable=import-outside-toplevel
+        prometheus.initialise_tasks(current_app)
+    except Exception:  # pylint: disable=broad-except
+        telemetry_error('metrics')
+
+
 @csrf_exempt
 @never_cache
 @require_GET
@@ -51,6 +68,7 @@ def metrics_view(request):
             response['WWW-Authenticate'] = 'Bearer realm="user_tasks metrics"'
         return response
     encoder, content_type = choose_encoder(request.META.get('HTTP_ACCEPT', ''))
+    _export_known_tasks()
     try:
         body = encoder(multiprocess.registry())
     except Exception:  # pylint: disable=broad-except
