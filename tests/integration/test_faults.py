@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from kombu import pools as kombu_pools
 from celery import group
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -153,8 +154,9 @@ def logging_stops_to(worker):
 def broker(url):
     """Point this process's Celery app at another broker (and back), dropping pooled connections."""
     def reset():
-        if celery_app._pool is not None:  # pylint: disable=protected-access
-            celery_app._pool.force_close_all()  # pylint: disable=protected-access
+        # kombu keeps pools in a process-wide registry keyed by connection: closing ours
+        # without clearing it would hand the same closed pool to every later test.
+        kombu_pools.reset()
         celery_app._pool = None  # pylint: disable=protected-access
         celery_app.amqp._producer_pool = None  # pylint: disable=protected-access
     saved = celery_app.conf.broker_url
