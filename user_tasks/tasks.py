@@ -8,7 +8,7 @@ A task opts in to status tracking by using ``UserTask`` as its base (or mixing
 """
 import inspect
 import logging
-from functools import partial
+from functools import lru_cache, partial
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
@@ -137,6 +137,7 @@ class UserTaskMixin:
             return super().__call__(*args, **kwargs)
 
 
+@lru_cache(maxsize=None)
 def _run_signature(cls):
     """The signature of the task function, without ``self`` for bound tasks."""
     run = inspect.getattr_static(cls, 'run')
