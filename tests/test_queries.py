@@ -41,10 +41,24 @@ def test_noop_task_from_prerun_to_success(user):
     with CaptureQueriesContext(connection) as queries:
         noop_task.apply((user.pk,), task_id=result.id)  # prerun, body, success, as a worker runs it
     sql = statements(queries)
-    assert len(queries) == 3, sql
-    assert sql[0].startswith('SELECT') and sql[1].startswith('UPDATE') and sql[2].startswith('UPDATE')
+    # Start and load the row in one UPDATE ... RETURNING, then succeed it.
+    assert len(queries) == 2, sql
+    assert sql[0].startswith('UPDATE') and 'RETURNING' in sql[0] and sql[1].startswith('UPDATE')
     row = S.objects.get(task_id=result.id)
     assert row.state == S.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_noop_task_without_update_returning_loads_then_starts(user, monkeypatch):
+    """Where the database lacks UPDATE ... RETURNING (MariaDB), the run is today's three statements."""
+    monkeypatch.setattr('user_tasks.models._can_update_returning', lambda connection: False)
+    result = noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
+    with CaptureQueriesContext(connection) as queries:
+        noop_task.apply((user.pk,), task_id=result.id)
+    sql = statements(queries)
+    assert len(queries) == 3, sql
+    assert sql[0].startswith('SELECT') and sql[1].startswith('UPDATE') and sql[2].startswith('UPDATE')
+    assert S.objects.get(task_id=result.id).state == S.SUCCEEDED
 
 
 @pytest.mark.django_db(transaction=True)

@@ -41,7 +41,7 @@ def test_publish_is_one_insert(celery_app, protocol, user):  # pylint: disable=u
     assert UserTaskStatus.objects.get(task_id=result.id).state == UserTaskStatus.PENDING
 
 
-def test_run_is_load_start_succeed(celery_app, user):  # pylint: disable=unused-argument
+def test_run_is_start_returning_then_succeed(celery_app, user):  # pylint: disable=unused-argument
     states = []
 
     def receiver(sender, status, **kwargs):  # pylint: disable=unused-argument
@@ -52,10 +52,52 @@ def test_run_is_load_start_succeed(celery_app, user):  # pylint: disable=unused-
         count, _, sql = _count(lambda: noop_task.apply(args=(user.pk,), task_id=result.id))
     finally:
         user_task_stopped.disconnect(dispatch_uid='tests.budget_stopped')
-    # Load the row (prerun), start it, succeed it; user_task_stopped gets the loaded row.
-    assert count == 3, sql
-    assert [s.split()[0] for s in sql] == ['SELECT', 'UPDATE', 'UPDATE']
+    # Start the row and load it in one UPDATE ... RETURNING (prerun), succeed it;
+    # user_task_stopped gets the loaded row.
+    assert count == 2, sql
+    assert [s.split()[0] for s in sql] == ['UPDATE', 'UPDATE']
+    assert 'RETURNING' in sql[0]
     assert states == [UserTaskStatus.SUCCEEDED]
+
+
+def test_run_of_a_canceled_task_falls_back_to_load_and_skip(celery_app, user):  # pylint: disable=unused-argument
+    """No row returned: the start reads the row as before, sees it canceled, and the body is skipped."""
+    result = _publish(user)
+    UserTaskStatus.objects.get(task_id=result.id).cancel()
+    count, _, sql = _count(lambda: noop_task.apply(args=(user.pk,), task_id=result.id))
+    # The UPDATE ... RETURNING that matched nothing, then the read of the row: canceled, so
+    # ``start`` raises before writing and the body is skipped (Celery's Ignore: no success).
+    assert count == 2, sql
+    assert [s.split()[0] for s in sql] == ['UPDATE', 'SELECT'], sql
+    assert UserTaskStatus.objects.get(task_id=result.id).state == UserTaskStatus.CANCELED
+
+
+def test_run_without_a_row_falls_back_to_create(celery_app, user):  # pylint: disable=unused-argument
+    """An eager run with no publisher row: the UPDATE matches nothing, the row is read, created and started."""
+    from celery.utils import uuid  # pylint: disable=import-outside-toplevel
+    task_id = uuid()
+    count, _, sql = _count(lambda: noop_task.apply(args=(user.pk,), task_id=task_id))
+    # The UPDATE ... RETURNING that matched nothing, the read, the creation (in a savepoint),
+    # ``start``'s UPDATE, then the success.
+    assert [s.split()[0] for s in sql] == ['UPDATE', 'SELECT', 'BEGIN', 'INSERT', 'COMMIT', 'UPDATE', 'UPDATE'], sql
+    assert count == 7, sql
+    assert UserTaskStatus.objects.get(task_id=task_id).state == UserTaskStatus.SUCCEEDED
+
+
+def test_started_row_is_built_with_converted_values(celery_app, user):  # pylint: disable=unused-argument
+    """The row the UPDATE ... RETURNING builds equals one read back: datetimes aware, uuid a UUID."""
+    result = _publish(user)
+    status = UserTaskStatus.start_task(result.id, attempt=1)
+    assert status is not None and status._state.adding is False  # pylint: disable=protected-access
+    loaded = UserTaskStatus.objects.get(task_id=result.id)
+    for field in UserTaskStatus._meta.concrete_fields:  # pylint: disable=protected-access
+        assert getattr(status, field.attname) == getattr(loaded, field.attname), field.name
+    assert status.state == UserTaskStatus.IN_PROGRESS and status.attempts == 1
+    assert status.started is not None and status.started.tzinfo is not None
+    assert type(status.uuid) is type(loaded.uuid)  # pylint: disable=unidiomatic-typecheck
+    assert UserTaskStatus.start_task('no-such-task', attempt=1) is None
+    status.cancel()
+    assert UserTaskStatus.start_task(result.id, attempt=1) is None
 
 
 def test_step_without_parent_is_one_update(make_status):

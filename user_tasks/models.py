@@ -161,6 +161,50 @@ class UserTaskStatus(TimeStampedModel):
         self._raise_if_canceled()
         return False
 
+    @classmethod
+    def start_task(cls, task_id, attempt=None):
+        """
+        Start the row of ``task_id`` in one statement and return it, or None to use ``start``.
+
+        Where the database has ``UPDATE ... RETURNING`` (PostgreSQL, SQLite 3.35+), the
+        transition of ``start`` and the read of the row are one statement: a worker runs a
+        task in two statements (this one, then ``succeed``) instead of three.  None means
+        nothing was started: no such row (eager run, uncommitted publisher), a row that has
+        ended or was canceled, or a database without it (MariaDB): the caller then loads
+        the row and calls ``start``, which raises for a canceled one.
+
+        The previous state is not returned by the UPDATE; the STARTED event derives it from
+        the attempt: Pending for a first attempt, Retrying for a later one.
+        """
+        alias = router.db_for_write(cls)
+        connection = connections[alias]
+        if not _can_update_returning(connection):
+            return None
+        now = timezone.now()
+        table = connection.ops.quote_name(cls._meta.db_table)
+        fields = cls._meta.concrete_fields
+        columns = ', '.join(connection.ops.quote_name(field.column) for field in fields)
+        db_now = cls._meta.get_field('started').get_db_prep_value(now, connection)
+        attempts = ''
+        params = [cls.IN_PROGRESS, db_now, db_now, db_now]
+        if attempt is not None:
+            greatest = 'GREATEST' if connection.vendor == 'postgresql' else 'MAX'
+            attempts, params = f', attempts = {greatest}(attempts, %s)', params + [int(attempt)]
+        sql = (
+            f'UPDATE {table} SET state = %s, started = %s, heartbeat = %s, modified = %s{attempts} '
+            f'WHERE task_id = %s AND state NOT IN (%s, %s, %s) RETURNING {columns}'
+        )
+        params += [task_id, *cls.FINAL_STATES]
+        # ``raw`` applies the backend's and the fields' converters and builds the row with ``from_db``.
+        rows = list(cls.objects.raw(sql, params, using=alias))
+        if not rows:
+            return None
+        status = rows[0]
+        previous = cls.PENDING if status.attempts <= 1 else cls.RETRYING
+        lifecycle.announce(status, lifecycle.STARTED, previous_state=previous)
+        status._start_waiting_parent(now)
+        return status
+
     def _start_waiting_parent(self, now):
         for parent in self._ancestors():
             if not parent._update(Q(state__in=self.WAITING_STATES), state=self.IN_PROGRESS,
@@ -353,6 +397,15 @@ class UserTaskStatus(TimeStampedModel):
             self._refresh_state()
             lifecycle.announce_stopped(self)
         return bool(moved)
+
+
+def _can_update_returning(connection):
+    """Whether ``connection`` supports ``UPDATE ... RETURNING`` (MariaDB 10.11 does not)."""
+    if connection.vendor == 'postgresql':
+        return True
+    if connection.vendor == 'sqlite':
+        return connection.Database.sqlite_version_info >= (3, 35)
+    return False
 
 
 class UserTaskArtifact(TimeStampedModel):

@@ -57,6 +57,11 @@ def start_user_task(sender=None, task_id=None, task=None, **kwargs):  # pylint: 
         return
     if not transaction.get_connection(router.db_for_write(UserTaskStatus)).in_atomic_block:
         close_old_connections()
+    request = task.request
+    status = UserTaskStatus.start_task(request.id, attempt=_attempt(request)) if request.id else None
+    if status is not None:
+        request.user_task_status = status  # what ``task.status`` returns from now on
+        return
     status = task.status
     try:
         if not status.start(attempt=_attempt(task.request)) and status.state in UserTaskStatus.FINAL_STATES:
