@@ -13,7 +13,6 @@ this run.  It logs every ``user_task_stopped`` to a file (``stopped_log.py``), s
 signal fires in the worker.  A failing test gets the worker's log in its report.
 """
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from django.conf import settings
 
 from tests import settings as test_settings
 from tests.celery import app as celery_app
+from tests.integration.workers import stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_ID = f'{os.getpid()}_{uuid.uuid4().hex[:8]}'
@@ -205,14 +205,7 @@ class Worker:
         """Warm shutdown (SIGTERM); SIGKILL the worker's process group after STOP_TIMEOUT seconds."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
-        self._log.close()
+        stop_process(self.process, self._log, STOP_TIMEOUT)
 
     def log_size(self):
         return os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from tests import settings as test_settings
 from tests.celery import app as celery_app
-from tests.integration.workers import FaultWorker, PrivateRedis, alive
+from tests.integration.workers import FaultWorker, PrivateRedis, alive, wait_for
 from tests.tasks import marker_task, noop_task, sleepy_task, stepping_task, time_limited_task
 from user_tasks import recovery, user_task_stopped
 from user_tasks.conf import settings as ut_settings
@@ -62,19 +62,6 @@ def record(name, seconds, bound=None):
     print(f'\n[fault] {name}: {seconds:.2f} s' + (f' (bound {bound:.1f} s)' if bound else ''))
 
 
-def wait_for(description, predicate, timeout, poll=POLL):
-    """Poll ``predicate`` until it returns a true value; bounded in time and in count."""
-    deadline = time.monotonic() + timeout
-    value = None
-    for _ in range(int(timeout / poll) + 2):
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            break
-        time.sleep(poll)
-    pytest.fail(f'timed out after {timeout} s waiting for {description}; last seen: {value!r}')
-    return None
 
 
 def row(task_id):

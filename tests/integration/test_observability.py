@@ -51,7 +51,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tests import settings as test_settings
 from tests import span_file
 from tests.celery import app as celery_app
-from tests.integration.workers import FaultWorker, alive, children_of, free_port
+from tests.integration.workers import FaultWorker, alive, children_of, free_port, wait_for
 from tests.tasks import failing_task, retrying_task, sample_task, slow_task
 from user_tasks.conf import settings as ut_settings
 from user_tasks.metrics import prometheus as ut_prometheus
@@ -119,19 +119,6 @@ def http_get(url, params=None, headers=None, timeout=10):
         return Response(error.code, error.read())
 
 
-def _wait_for(description, predicate, timeout, period=POLL):
-    """Poll ``predicate`` until it returns a true value; bounded in time and count."""
-    deadline = time.monotonic() + timeout
-    value = None
-    for _ in range(int(timeout / period) + 2):
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            break
-        time.sleep(period)
-    pytest.fail(f'timed out after {timeout} s waiting for {description}; last seen: {value!r}')
-    return None
 
 
 # -- Prometheus --------------------------------------------------------------------------
@@ -171,7 +158,7 @@ class Prometheus:
                 return http_get(f'{self.url}/-/ready', timeout=1).status_code == 200
             except OSError:
                 return False
-        _wait_for('prometheus to be ready', ready, 30)
+        wait_for('prometheus to be ready', ready, 30)
         return self
 
     def stop(self):
@@ -320,10 +307,10 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
         result.prometheus.start()
         result.worker.wait_ready()
         prom = result.prometheus
-        _wait_for('both scrape targets up', lambda: prom.targets_up() == {WEB_JOB: 'up', WORKER_JOB: 'up'}, 30)
+        wait_for('both scrape targets up', lambda: prom.targets_up() == {WEB_JOB: 'up', WORKER_JOB: 'up'}, 30)
         # The zero-initialised series are scraped before any task runs, so increase() sees every step.
         labels = f'queue="{QUEUE}",task="tests.tasks.sample_task"'
-        _wait_for('the zero series of both jobs in prometheus', lambda: (
+        wait_for('the zero series of both jobs in prometheus', lambda: (
             prom.query(f'user_tasks_started_total{{job="{WORKER_JOB}",{labels}}}')
             and prom.query(f'user_tasks_submitted_total{{job="{WEB_JOB}",{labels}}}')
         ), 15)
@@ -336,9 +323,9 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
             _api_calls(result, live_server, user, password)
         result.local_spans = list(local.get_finished_spans())
         expected = SUCCEEDING + FAILING + RETRIED + RETRIED_OUT + 1
-        _wait_for(f'prometheus to scrape all {expected} completions from the worker',
+        wait_for(f'prometheus to scrape all {expected} completions from the worker',
                   lambda: prom.value(f'sum(user_tasks_completed_total{{job="{WORKER_JOB}"}})') == expected, 20)
-        _wait_for('prometheus to scrape the API requests',
+        wait_for('prometheus to scrape the API requests',
                   lambda: (prom.value(f'sum(user_tasks_api_requests_total{{job="{WEB_JOB}"}})') or 0) >= 4, 20)
         time.sleep(2)  # a couple more scrapes, so every rate() window holds the final values
         yield result
@@ -371,7 +358,7 @@ def _run_tasks(observed, local, user):
     def running():
         row = _row(slow.id)
         return row is not None and row.state == S.IN_PROGRESS and row.completed_steps >= 2
-    _wait_for('the slow task to make progress', running, 30)
+    wait_for('the slow task to make progress', running, 30)
     assert _row(slow.id).cancel() is True
 
     ids = [published.id for _, _, published in observed.published]
@@ -380,11 +367,11 @@ def _run_tasks(observed, local, user):
         rows = list(UserTaskStatus.objects.filter(task_id__in=ids, finished__isnull=False))
         return len(rows) == len(ids) and rows
     try:
-        _wait_for(f'{len(ids)} tasks to end', ended, 60)
+        wait_for(f'{len(ids)} tasks to end', ended, 60)
     except pytest.fail.Exception:
         pytest.fail(f'not every task ended; worker log:\n{observed.worker.log_tail()}', pytrace=False)
     # The worker's spans end at task_postrun, just after the final state is committed.
-    _wait_for('the worker to export every execute span', lambda: len(
+    wait_for('the worker to export every execute span', lambda: len(
         [span for span in span_file.read(observed.span_path) if span['name'] == 'user_tasks.execute'])
         >= SUCCEEDING + FAILING + 2 * RETRIED + 3 * RETRIED_OUT + 1, 15)
     assert local.get_finished_spans()

@@ -122,13 +122,7 @@ class FaultWorker:
         """Warm shutdown (SIGTERM); SIGKILL the process group after STOP_TIMEOUT seconds."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=STOP_TIMEOUT)
+        stop_process(self.process)
         try:  # children that outlived a killed main process
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -182,3 +176,32 @@ class PrivateRedis:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=STOP_TIMEOUT)
+
+
+def wait_for(description, predicate, timeout, poll=0.05):
+    """Poll ``predicate`` until it returns a true value; bounded in time and in count."""
+    import pytest  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + timeout
+    value = None
+    for _ in range(int(timeout / poll) + 2):
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            break
+        time.sleep(poll)
+    pytest.fail(f'timed out after {timeout} s waiting for {description}; last seen: {value!r}')
+    return None
+
+
+def stop_process(process, log=None, timeout=STOP_TIMEOUT):
+    """Warm shutdown (SIGTERM); SIGKILL the process group after ``timeout`` seconds; close its log."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+    if log is not None and not log.closed:
+        log.close()
