@@ -14,7 +14,6 @@ whose later members have not been recorded yet.  When the group cannot be found
 """
 import logging
 import sys
-from collections import OrderedDict
 
 from celery import current_app
 from celery.canvas import Signature, _chain, group, maybe_signature
@@ -24,30 +23,13 @@ from django.db import IntegrityError, router, transaction
 from user_tasks import lifecycle
 from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
+from user_tasks.recent import Recent
 
 LOG = logging.getLogger(__name__)
 
 _MISSING_USER = 'Each invocation of a UserTaskMixin subclass must include the user_id'
-_MEMORY = 2000
-
-
-class _Recent:
-    """A bounded map of recently recorded task ids (and container rows) in this process."""
-
-    def __init__(self):
-        self._items = OrderedDict()
-
-    def get(self, key):
-        return self._items.get(key)
-
-    def add(self, key, value=True):
-        self._items[key] = value
-        while len(self._items) > _MEMORY:
-            self._items.popitem(last=False)
-
-
-_recorded = _Recent()     # task ids whose rows this process wrote
-_containers = _Recent()   # container task id -> (row, sized up front)
+_recorded = Recent(2000)     # task ids whose rows this process wrote
+_containers = Recent(2000)   # container task id -> (row, sized up front)
 
 
 def _is_user_task(task):
@@ -132,7 +114,7 @@ def _applying_group(group_id):
 
 def _save(row):
     row.save(force_insert=True)
-    _recorded.add(row.task_id)
+    _recorded[row.task_id] = True
     lifecycle.announce(row, lifecycle.SUBMITTED)
     return row
 
@@ -152,7 +134,7 @@ def _container(task_id, task_class, user_id, name, total_steps, parent=None, siz
                 _save(row)
         except IntegrityError:  # another publisher created it first
             row, created = UserTaskStatus.objects.get(task_id=task_id), False
-    _containers.add(task_id, (row, sized))
+    _containers[task_id] = (row, sized)
     return row, created, sized
 
 
@@ -236,7 +218,7 @@ def _record_chain(status, tail, parent, user_task_name):
         member.parent = container
     UserTaskStatus.objects.bulk_create(members)
     for member in members:
-        _recorded.add(member.task_id)
+        _recorded[member.task_id] = True
         lifecycle.announce(member, lifecycle.SUBMITTED)
     return status
 

@@ -13,7 +13,6 @@ Container rows (chains, groups, chords) are not counted: they do not run.
 """
 import logging
 import time
-from collections import OrderedDict
 
 from celery import current_task
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 from prometheus_client import Counter, Gauge, Histogram
 
 from user_tasks import __version__, lifecycle
+from user_tasks.recent import Recent
 
 LOG = logging.getLogger(__name__)
 
@@ -67,22 +67,9 @@ BUILD_INFO = Gauge('user_tasks_build_info', 'Always 1; the user_tasks version as
                    multiprocess_mode='livemax')
 
 
-class _Recent(OrderedDict):
-    """A bounded map: the oldest entries go once it holds ``limit`` items."""
-
-    def __init__(self, limit=5000):
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        while len(self) > self.limit:
-            self.popitem(last=False)
-
-
-_queues = _Recent()     # task id -> queue, noted at publish and at prerun in this process
-_running = _Recent()    # task id -> (monotonic start, _Series) while an attempt runs here
-_errors = _Recent()     # task id -> error_type of the exception that ended its body here
+_queues = Recent(5000)     # task id -> queue, noted at publish and at prerun in this process
+_running = Recent(5000)    # task id -> (monotonic start, _Series) while an attempt runs here
+_errors = Recent(5000)     # task id -> error_type of the exception that ended its body here
 _error_types = set()
 _series = {}            # (task, queue) -> _Series: the label sets already exported (at zero first)
 _routes = {}

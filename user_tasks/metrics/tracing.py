@@ -21,7 +21,8 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from user_tasks import __version__, lifecycle
-from user_tasks.metrics.prometheus import _Recent, note_error, telemetry_error
+from user_tasks.metrics.prometheus import note_error, telemetry_error
+from user_tasks.recent import Recent
 
 TRACER_NAME = 'user_tasks'
 #: At most one progress event per span in this many seconds (the last step is always recorded).
@@ -31,7 +32,7 @@ HEADERS = ('traceparent', 'tracestate', 'baggage')
 #: Set False to create no span at all (``user_tasks.metrics.disconnect`` does).
 ENABLED = True
 
-_open = _Recent(1000)  # task id -> _Execution, between __call__ and task_postrun
+_open = Recent(1000)  # task id -> _Execution, between __call__ and task_postrun
 _tracer_cache = [None, None]
 
 
