@@ -26,7 +26,7 @@ from django.conf import settings
 
 from tests import settings as test_settings
 from tests.celery import app as celery_app
-from tests.integration.workers import stop_process
+from tests.integration.workers import stop_process, worker_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_ID = f'{os.getpid()}_{uuid.uuid4().hex[:8]}'
@@ -159,20 +159,7 @@ class Worker:
         self._log = None
 
     def env(self):
-        env = dict(os.environ)
-        env.update({
-            'DJANGO_SETTINGS_MODULE': 'tests.settings',
-            'USER_TASKS_TEST_DB': test_settings.DB_KIND,
-            'USER_TASKS_TEST_BROKER': test_settings.BROKER_KIND,
-            'USER_TASKS_TEST_DB_NAME': self.db_name,
-            'USER_TASKS_TEST_QUEUE': QUEUE,
-            'USER_TASKS_TEST_RESULT_BACKEND': RESULT_BACKEND,
-            'USER_TASKS_TEST_STOPPED_LOG': self.stopped_log,
-            'PYTHONUNBUFFERED': '1',
-        })
-        for kind, address in test_settings.SERVICES.items():
-            env[f'USER_TASKS_TEST_{kind.upper()}'] = address
-        return env
+        return worker_env(self.db_name, QUEUE, RESULT_BACKEND, self.stopped_log)
 
     def start(self):
         open(self.stopped_log, 'w', encoding='utf-8').close()  # pylint: disable=consider-using-with

@@ -47,6 +47,24 @@ def alive(pid):
         return False
 
 
+def worker_env(db_name, queue, result_backend, stopped_log):
+    """The environment of a worker subprocess using this run's database, broker and services."""
+    env = dict(os.environ)
+    env.update({
+        'DJANGO_SETTINGS_MODULE': 'tests.settings',
+        'USER_TASKS_TEST_DB': test_settings.DB_KIND,
+        'USER_TASKS_TEST_BROKER': test_settings.BROKER_KIND,
+        'USER_TASKS_TEST_DB_NAME': db_name,
+        'USER_TASKS_TEST_QUEUE': queue,
+        'USER_TASKS_TEST_RESULT_BACKEND': result_backend,
+        'USER_TASKS_TEST_STOPPED_LOG': stopped_log,
+        'PYTHONUNBUFFERED': '1',
+    })
+    for kind, address in test_settings.SERVICES.items():
+        env[f'USER_TASKS_TEST_{kind.upper()}'] = address
+    return env
+
+
 class FaultWorker:
     """A ``celery worker`` subprocess on its own queue, with settings given as environment variables."""
 
@@ -64,19 +82,7 @@ class FaultWorker:
         self._log = None
 
     def env(self):
-        env = dict(os.environ)
-        env.update({
-            'DJANGO_SETTINGS_MODULE': 'tests.settings',
-            'USER_TASKS_TEST_DB': test_settings.DB_KIND,
-            'USER_TASKS_TEST_BROKER': test_settings.BROKER_KIND,
-            'USER_TASKS_TEST_DB_NAME': self.db_name,
-            'USER_TASKS_TEST_QUEUE': self.queue,
-            'USER_TASKS_TEST_RESULT_BACKEND': celery_app.conf.result_backend,
-            'USER_TASKS_TEST_STOPPED_LOG': self.stopped_log,
-            'PYTHONUNBUFFERED': '1',
-        })
-        for kind, address in test_settings.SERVICES.items():
-            env[f'USER_TASKS_TEST_{kind.upper()}'] = address
+        env = worker_env(self.db_name, self.queue, celery_app.conf.result_backend, self.stopped_log)
         if self.broker_url:
             env['USER_TASKS_TEST_BROKER'] = 'redis'
             env['USER_TASKS_TEST_REDIS'] = self.broker_url
