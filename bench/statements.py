@@ -33,11 +33,10 @@ EXPECTED = {
     # run: SELECT, UPDATE, UPDATE, plus the SET SESSION of the connection prerun reopens.
     'mariadb': {'publish': 1, 'run': 4, 'step': 1, 'step_canceled': 2, 'group10': 14},
 }
-REDIS_DB = {'postgres': 10, 'mariadb': 11}
 
 
 def _measure(db, verbose):
-    common.configure(BENCH, db=db, broker_db=REDIS_DB[db])
+    common.configure(BENCH, db=db, broker=True)
     # pylint: disable=import-outside-toplevel
     from celery import group
     from django.contrib.auth import get_user_model

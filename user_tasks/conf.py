@@ -41,6 +41,7 @@ DEFAULTS = {
     'USER_TASKS_METRICS_PORT': None,
     'USER_TASKS_METRICS_TOKEN': None,
     'USER_TASKS_ARTIFACT_DOWNLOADS': False,
+    'USER_TASKS_STATUS_CONNECTION': True,
 }
 
 #: Settings holding sequences of classes, which may be given as dotted paths.

@@ -9,10 +9,10 @@ Observers (the public ``user_task_stopped`` signal, metrics, tracing) connect to
 """
 import logging
 
-from django.db import router, transaction
+from django.db import transaction
 from django.dispatch import Signal
 
-from user_tasks import user_task_stopped
+from user_tasks import status_connection, user_task_stopped
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ purged = Signal()
 
 
 def _on_commit(status, callback):
-    transaction.on_commit(callback, using=router.db_for_write(type(status)))
+    # The connection the change was written through: in a worker, the status connection,
+    # which commits at once even while the task body holds a transaction open.
+    transaction.on_commit(callback, using=status_connection.alias_for(type(status)))
 
 
 def announce(status, kind, **details):

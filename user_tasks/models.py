@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import lifecycle
+from user_tasks import lifecycle, status_connection
 from user_tasks.conf import get_storage
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.metrics.tracing import traced_cancel
@@ -110,16 +110,21 @@ class UserTaskStatus(TimeStampedModel):
             yield node
 
     def _update(self, condition=None, pks=None, **values):
-        """Run one UPDATE on this row (or ``pks``) when ``condition`` holds; return the row count."""
+        """Run one UPDATE on this row (or ``pks``) when ``condition`` holds; return the row count.
+
+        In a worker it goes through the status connection (``user_tasks.status_connection``):
+        committed at once, even while the task body holds a transaction open.
+        """
         query = type(self).objects.filter(pk__in=pks) if pks is not None else type(self).objects.filter(pk=self.pk)
         if condition is not None:
             query = query.filter(condition)
         values.setdefault('modified', timezone.now())
-        return query.update(**values)
+        return status_connection.run(type(self), lambda alias: query.using(alias).update(**values))
 
     def _refresh_state(self):
-        """Reload ``state`` after a conditional UPDATE matched nothing."""
-        row = type(self).objects.filter(pk=self.pk).values('state', 'finished').first()
+        """Reload ``state`` after a conditional UPDATE matched nothing (through the connection that wrote)."""
+        query = type(self).objects.filter(pk=self.pk).values('state', 'finished')
+        row = status_connection.run(type(self), lambda alias: query.using(alias).first())
         if row is not None:
             self.state, self.finished = row['state'], row['finished']
 
@@ -127,9 +132,13 @@ class UserTaskStatus(TimeStampedModel):
         if not self.is_container and self.state == self.CANCELED:
             raise TaskCanceledException(f'The task {self.task_id} has been canceled')
 
-    def _finish(self, state, condition, now, **values):
+    def _finish(self, state, condition, now, using=None, **values):
         """Move this row to a final ``state`` when ``condition`` holds; announce it; return whether it moved."""
-        moved = self._update(condition, state=state, finished=now, modified=now, **values)
+        if using is None:
+            moved = self._update(condition, state=state, finished=now, modified=now, **values)
+        else:  # inside a block already open on ``using``
+            moved = type(self).objects.using(using).filter(pk=self.pk).filter(condition).update(
+                state=state, finished=now, modified=now, **values)
         if moved:
             self.state, self.finished, self.modified = state, now, now
             lifecycle.announce_stopped(self)
@@ -176,10 +185,23 @@ class UserTaskStatus(TimeStampedModel):
         The previous state is not returned by the UPDATE; the STARTED event derives it from
         the attempt: Pending for a first attempt, Retrying for a later one.
         """
-        alias = router.db_for_write(cls)
-        connection = connections[alias]
-        if not _can_update_returning(connection):
+        base = router.db_for_write(cls)
+        if not _can_update_returning(connections[base]):
             return None
+        rows = status_connection.run(cls, lambda alias: cls._start_returning(alias, task_id, attempt))
+        if not rows:
+            return None
+        status = rows[0]
+        status._state.db = base  # the model's alias: rows the body relates to it are written there
+        previous = cls.PENDING if status.attempts <= 1 else cls.RETRYING
+        lifecycle.announce(status, lifecycle.STARTED, previous_state=previous)
+        status._start_waiting_parent(status.started)
+        return status
+
+    @classmethod
+    def _start_returning(cls, alias, task_id, attempt):
+        """The rows of ``UPDATE ... RETURNING`` that start ``task_id`` on ``alias``."""
+        connection = connections[alias]
         now = timezone.now()
         table = connection.ops.quote_name(cls._meta.db_table)
         fields = cls._meta.concrete_fields
@@ -196,14 +218,7 @@ class UserTaskStatus(TimeStampedModel):
         )
         params += [task_id, *cls.FINAL_STATES]
         # ``raw`` applies the backend's and the fields' converters and builds the row with ``from_db``.
-        rows = list(cls.objects.raw(sql, params, using=alias))
-        if not rows:
-            return None
-        status = rows[0]
-        previous = cls.PENDING if status.attempts <= 1 else cls.RETRYING
-        lifecycle.announce(status, lifecycle.STARTED, previous_state=previous)
-        status._start_waiting_parent(now)
-        return status
+        return list(cls.objects.raw(sql, params, using=alias))
 
     def _start_waiting_parent(self, now):
         for parent in self._ancestors():
@@ -272,10 +287,15 @@ class UserTaskStatus(TimeStampedModel):
         """
         text = json.dumps(message) if isinstance(message, dict) else str(message)
         now = timezone.now()
-        with transaction.atomic(using=router.db_for_write(type(self))):
-            moved = self._finish(self.FAILED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
-            if moved:
-                UserTaskArtifact.objects.create(status=self, name='Error', text=text)
+
+        def end(alias):
+            with transaction.atomic(using=alias):
+                if self._finish(self.FAILED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now,
+                                using=alias):
+                    UserTaskArtifact.objects.using(alias).create(status=self, name='Error', text=text)
+                    return True
+            return False
+        moved = status_connection.run(type(self), end)
         if not moved:
             self._refresh_state()
             return False
@@ -319,7 +339,16 @@ class UserTaskStatus(TimeStampedModel):
 
     def _child_succeeded(self, now):
         """Succeed this container if every child has succeeded and every member has been published."""
-        connection = connections[router.db_for_write(type(self))]
+        moved = status_connection.run(type(self), lambda alias: self._succeed_if_children_have(alias, now))
+        if moved:
+            self.state, self.finished, self.completed_steps = self.SUCCEEDED, now, self.total_steps
+            lifecycle.announce_stopped(self)
+            if self.parent_id is not None:
+                self.parent._child_succeeded(now)
+
+    def _succeed_if_children_have(self, alias, now):
+        """The conditional UPDATE of ``_child_succeeded`` on ``alias``; returns the row count."""
+        connection = connections[alias]
         table = connection.ops.quote_name(self._meta.db_table)
         db_now = self._meta.get_field('finished').get_db_prep_value(now, connection)
         # The counts sit in a derived table: MySQL refuses an UPDATE whose subquery reads the
@@ -335,12 +364,7 @@ class UserTaskStatus(TimeStampedModel):
         params = [self.SUCCEEDED, db_now, db_now, self.pk, *self.FINAL_STATES, self.pk, self.SUCCEEDED, self.pk]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            moved = cursor.rowcount
-        if moved:
-            self.state, self.finished, self.completed_steps = self.SUCCEEDED, now, self.total_steps
-            lifecycle.announce_stopped(self)
-            if self.parent_id is not None:
-                self.parent._child_succeeded(now)
+            return cursor.rowcount
 
     @traced_cancel
     def cancel(self):

@@ -10,13 +10,13 @@ from celery import current_app as celery_app
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import (
-    before_task_publish, task_failure, task_prerun, task_retry, task_revoked, task_success, worker_init,
-    worker_ready, worker_shutdown,
+    before_task_publish, task_failure, task_postrun, task_prerun, task_retry, task_revoked, task_success,
+    worker_init, worker_process_shutdown, worker_ready, worker_shutdown,
 )
 from django.db import InterfaceError, OperationalError, close_old_connections, connections, router, transaction
 
 from user_tasks import user_task_stopped  # noqa: F401  re-exported: Studio imports it from here
-from user_tasks import canvas, recovery
+from user_tasks import canvas, recovery, status_connection
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.models import UserTaskStatus
 from user_tasks.utils import proto2_to_proto1
@@ -58,6 +58,8 @@ def start_user_task(sender=None, task_id=None, task=None, **kwargs):  # pylint: 
     if not transaction.get_connection(router.db_for_write(UserTaskStatus)).in_atomic_block:
         close_old_connections()
     request = task.request
+    if not getattr(request, 'is_eager', False):
+        status_connection.activate()  # until ``task_postrun``: see user_tasks.status_connection
     status = UserTaskStatus.start_task(request.id, attempt=_attempt(request)) if request.id else None
     if status is not None:
         request.user_task_status = status  # what ``task.status`` returns from now on
@@ -168,6 +170,16 @@ def task_succeeded(sender=None, **kwargs):  # pylint: disable=unused-argument
         status.mark_stopped()
 
 
+def task_ended(sender=None, **kwargs):  # pylint: disable=unused-argument
+    """Status writes go back to the model's own connection once a task has ended (``task_postrun``)."""
+    status_connection.deactivate()
+
+
+def _close_status_connection(**kwargs):  # pylint: disable=unused-argument
+    """A pool child exits: close its status connection (``worker_process_shutdown``)."""
+    status_connection.close()
+
+
 def _start_after_django_fixup(**kwargs):  # pylint: disable=unused-argument
     """
     Move ``start_user_task`` behind Celery's Django fixup in ``task_prerun`` (``worker_init``).
@@ -189,6 +201,10 @@ def connect_receivers():
     task_retry.connect(retrying_task, dispatch_uid='user_tasks.retrying_task', weak=False)
     task_failure.connect(task_failed, dispatch_uid='user_tasks.task_failed', weak=False)
     task_success.connect(task_succeeded, dispatch_uid='user_tasks.task_succeeded', weak=False)
+    task_postrun.connect(task_ended, dispatch_uid='user_tasks.task_ended', weak=False)
+    worker_process_shutdown.connect(_close_status_connection, dispatch_uid='user_tasks.close_status_connection',
+                                    weak=False)
+    status_connection.connect_receivers()
     task_revoked.connect(task_was_revoked, dispatch_uid='user_tasks.task_was_revoked', weak=False)
     worker_ready.connect(recovery.start_heartbeat, dispatch_uid='user_tasks.start_heartbeat', weak=False)
     worker_shutdown.connect(recovery.stop_heartbeat, dispatch_uid='user_tasks.stop_heartbeat', weak=False)

@@ -15,7 +15,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router, transaction
 
-from user_tasks import canvas, metrics
+from user_tasks import canvas, metrics, status_connection
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -53,7 +53,12 @@ class UserTaskMixin:
         request = self.request
         status = getattr(request, 'user_task_status', None)
         if status is None or status.task_id != request.id:
-            status = UserTaskStatus.objects.filter(task_id=request.id).first()
+            query = UserTaskStatus.objects.filter(task_id=request.id)
+            # Read where the status is written (the status connection, in a worker): the
+            # row was committed before the message was sent, and no other connection is opened.
+            status = status_connection.run(UserTaskStatus, lambda alias: query.using(alias).first())
+            if status is not None:
+                status._state.db = status_connection.base_alias(UserTaskStatus)
             if status is None:
                 status = canvas.create_status_for_request(self, request)
             request.user_task_status = status

@@ -5,14 +5,19 @@ Each benchmark is a standalone script (``.venv/bin/python bench/NAME.py``) that 
 JSON line.  It reuses the test project (``tests.settings``, the ``tests.celery`` app and the
 tasks in ``tests/tasks.py``) through its environment variables, on real services reached on
 loopback only: PostgreSQL (and MariaDB where a row asks for it) and Redis.  Every script
-drops and recreates its own database (``bench_<name>_<kind>``), uses its own Redis database
-number and its own queue, so it neither reads nor disturbs anybody else's data.
+drops and recreates its own database (``<prefix>_bench_<name>_<kind>``, where the prefix is
+the database name of ``USER_TASKS_TEST_POSTGRES`` / ``USER_TASKS_TEST_MARIADB``), uses the Redis
+database of ``USER_TASKS_TEST_REDIS`` as its broker and the next one for results (as the
+integration tests do), and its own queue, so runs with private addresses stay apart from
+each other and from anybody else's data.
 
 This package lives in a sub-directory so that ``make bench`` (every ``bench/*.py``) does not
 run it as a benchmark.
 """
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from urllib.parse import urlparse
@@ -36,9 +41,17 @@ def service_url(kind):
     return url
 
 
-def redis_url(db):
-    """The loopback Redis server of the tests, database number ``db``."""
-    return urlparse(service_url('redis'))._replace(path=f'/{db}').geturl()
+def redis_url(offset=0):
+    """The loopback Redis of the tests: its database (``offset`` 0, the broker) or the next (1, results)."""
+    url = urlparse(service_url('redis'))
+    base = int(url.path.lstrip('/') or 0)
+    return url._replace(path=f'/{(base + offset) % 16}').geturl()
+
+
+def database_name(bench, db='postgres'):
+    """The private database of one benchmark: ``<name of the service URL's database>_bench_<bench>_<db>``."""
+    prefix = urlparse(service_url(db)).path.lstrip('/') or 'user_tasks'
+    return f'{prefix}_bench_{bench}_{db}'
 
 
 def _recreate_postgres(name):
@@ -68,27 +81,29 @@ def _recreate_mariadb(name):
         connection.close()
 
 
-def configure(bench, db='postgres', broker_db=None, result_db=None, extra_env=None):
+def configure(bench, db='postgres', broker=False, results=False, extra_env=None):
     """
     Point ``tests.settings`` at this benchmark's own database, Redis database and queue.
 
-    Sets the environment (inherited by any worker the script starts), recreates the
-    database, sets Django up and migrates.  Returns the environment it set.
+    ``broker``: publish to the Redis database of ``USER_TASKS_TEST_REDIS`` (else in memory);
+    ``results``: store results in the next Redis database.  Sets the environment (inherited
+    by any worker the script starts), recreates the database, sets Django up and migrates.
+    Returns the environment it set.
     """
     if REPO not in sys.path:
         sys.path.insert(0, REPO)
-    name = f'bench_{bench}_{db}'
+    name = database_name(bench, db)
     env = {
         'DJANGO_SETTINGS_MODULE': 'bench.common.settings',
         'USER_TASKS_TEST_DB': db,
         'USER_TASKS_TEST_DB_NAME': name,
-        'USER_TASKS_TEST_QUEUE': f'user_tasks_bench_{bench}',
-        'USER_TASKS_TEST_BROKER': 'redis' if broker_db is not None else 'memory',
+        'USER_TASKS_TEST_QUEUE': f'{name}_queue',
+        'USER_TASKS_TEST_BROKER': 'redis' if broker else 'memory',
     }
-    if broker_db is not None:
-        env['USER_TASKS_TEST_REDIS'] = redis_url(broker_db)
-    if result_db is not None:
-        env['USER_TASKS_TEST_RESULT_BACKEND'] = redis_url(result_db)
+    if broker:
+        env['USER_TASKS_TEST_REDIS'] = redis_url(0)
+    if results:
+        env['USER_TASKS_TEST_RESULT_BACKEND'] = redis_url(1)
     env.update(extra_env or {})
     os.environ.update(env)
     {'postgres': _recreate_postgres, 'mariadb': _recreate_mariadb}[db](name)
@@ -103,7 +118,7 @@ def drop_database(bench, db='postgres'):
     """Drop the benchmark's database again (the data is large for some scripts)."""
     from django.db import connections  # pylint: disable=import-outside-toplevel
     connections.close_all()
-    name = f'bench_{bench}_{db}'
+    name = database_name(bench, db)
     if db == 'postgres':
         import psycopg2  # pylint: disable=import-outside-toplevel
         url = urlparse(service_url('postgres'))
@@ -125,6 +140,33 @@ def drop_database(bench, db='postgres'):
                 cursor.execute(f'DROP DATABASE IF EXISTS `{name}`')
         finally:
             connection.close()
+
+
+def start_worker(env, name, logfile, app='tests.celery', python=None, cwd=REPO, concurrency=2):
+    """A ``celery worker`` (prefork) in its own session, consuming only ``env['USER_TASKS_TEST_QUEUE']``."""
+    command = [python or sys.executable, '-m', 'celery', '-A', app, 'worker', '--pool', 'prefork',
+               '--concurrency', str(concurrency), '-Q', env['USER_TASKS_TEST_QUEUE'], '-n', name,
+               '--loglevel', 'WARNING', '--without-gossip', '--without-mingle', '--without-heartbeat',
+               '-f', logfile]
+    worker_env = dict(os.environ, PYTHONPATH=cwd, **env)
+    return subprocess.Popen(command, cwd=cwd, env=worker_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop_worker(process, timeout=30):
+    """Stop a worker from ``start_worker`` (warm shutdown: its children exit cleanly), else kill it."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def load_average():
+    """The 1-minute load average, rounded (the machine is shared: numbers go with it)."""
+    return round(os.getloadavg()[0], 2)
 
 
 def report(bench, **results):

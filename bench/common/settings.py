@@ -5,6 +5,8 @@ Django settings of the benchmarks: the test project's (``tests.settings``, env-d
   unset: 0, Django's default).
 - ``USER_TASKS_BENCH_DB_REUSE_MAX``: Celery's ``CELERY_DB_REUSE_MAX`` (unset: Celery's Django
   fixup closes the connections before and after every task).
+- ``USER_TASKS_BENCH_PROFILE_DIR``: worker pool children profile themselves into that
+  directory (``bench/common/profiling.py``).
 """
 import os
 
@@ -16,3 +18,5 @@ if os.environ.get('USER_TASKS_BENCH_CONN_MAX_AGE'):
     DATABASES['default']['CONN_MAX_AGE'] = None if _age == 'none' else float(_age)
 if os.environ.get('USER_TASKS_BENCH_DB_REUSE_MAX'):
     CELERY_DB_REUSE_MAX = int(os.environ['USER_TASKS_BENCH_DB_REUSE_MAX'])
+if os.environ.get('USER_TASKS_BENCH_PROFILE_DIR'):
+    CELERY_IMPORTS = ['bench.common.profiling']
