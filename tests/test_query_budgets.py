@@ -123,13 +123,45 @@ def test_step_still_detects_cancellation(make_status):
 def test_publish_group_of_ten(celery_app, protocol, user):  # pylint: disable=unused-argument
     group(noop_task.si(user.pk) for _ in range(2)).apply_async(queue=UNCONSUMED_QUEUE)
     before = UserTaskStatus.objects.count()
-    count, _, sql = _count(lambda: group(noop_task.si(user.pk) for _ in range(10)).apply_async(queue=UNCONSUMED_QUEUE))
-    # Look up the container, create it (in a savepoint: BEGIN, INSERT, COMMIT), then one INSERT per member.
-    assert count == 14, sql
+    results = []
+    count, _, sql = _count(lambda: results.append(
+        group(noop_task.si(user.pk) for _ in range(10)).apply_async(queue=UNCONSUMED_QUEUE)))
+    # At the first member's publish: the container, then the ten members in one bulk INSERT
+    # (in one transaction); the other nine publishes find their rows written.
+    assert [s.split()[0] for s in sql] == ['BEGIN', 'INSERT', 'INSERT', 'COMMIT'], sql
+    assert count == 4, sql
     assert UserTaskStatus.objects.count() == before + 11
     container = UserTaskStatus.objects.filter(task_class='celery.group').latest('id')
     assert container.is_container and container.total_steps == 10
-    assert UserTaskStatus.objects.filter(parent=container).count() == 10
+    members = UserTaskStatus.objects.filter(parent=container)
+    # The rows carry the ids of the messages Celery then sent.
+    assert set(members.values_list('task_id', flat=True)) == {r.id for r in results[0].results}
+    assert container.task_id == results[0].id
+
+
+def test_group_whose_container_exists_falls_back_to_one_insert_per_member(celery_app, user):  # pylint: disable=unused-argument
+    """A group id already recorded (published again): the members are recorded one by one, as before."""
+    from celery.utils import uuid  # pylint: disable=import-outside-toplevel
+    group_id = uuid()
+    UserTaskStatus.objects.create(task_id=group_id, task_class='celery.group', is_container=True, name='g',
+                                  total_steps=3, user=user)
+    count, _, sql = _count(lambda: group(noop_task.si(user.pk) for _ in range(3)).apply_async(
+        queue=UNCONSUMED_QUEUE, task_id=group_id))
+    container = UserTaskStatus.objects.get(task_id=group_id)
+    assert UserTaskStatus.objects.filter(parent=container).count() == 3
+    # The bulk attempt rolled back (BEGIN, INSERT refused, ROLLBACK), the look-up, one INSERT each.
+    assert [s.split()[0] for s in sql].count('INSERT') == 4, sql
+
+
+def test_group_with_a_chain_member_is_recorded_member_by_member(celery_app, user):  # pylint: disable=unused-argument
+    from celery import chain  # pylint: disable=import-outside-toplevel
+    group(noop_task.si(user.pk), chain(noop_task.si(user.pk), noop_task.si(user.pk))).apply_async(
+        queue=UNCONSUMED_QUEUE)
+    container = UserTaskStatus.objects.get(task_class='celery.group')
+    assert container.total_steps == 3
+    assert UserTaskStatus.objects.filter(parent=container, is_container=False).count() == 1
+    chain_row = UserTaskStatus.objects.get(parent=container, task_class='celery.chain')
+    assert UserTaskStatus.objects.filter(parent=chain_row).count() == 2
 
 
 def test_worker_starts_tasks_after_celerys_django_fixup():

@@ -11,7 +11,13 @@ the group object being applied is read from the publishing stack to size the
 container up front.  That is what stops a fast first child from completing a group
 whose later members have not been recorded yet.  When the group cannot be found
 (another Celery internals layout), the container grows as members arrive.
+
+From the same frame, the first member's publish also reads the members still to come
+(Celery freezes them, ids included, in a lazy generator that is read ahead through a copy
+of its ``tee``), so a group of plain signatures is written in two INSERTs, its container
+then all its members, instead of one per member.
 """
+import copy
 import logging
 import sys
 
@@ -112,6 +118,85 @@ def _applying_group(group_id):
     return None
 
 
+def _applying_frame(group_id):
+    """The frame of ``group._apply_tasks`` publishing ``group_id`` right now, or None."""
+    frame = sys._getframe(1)  # pylint: disable=protected-access
+    for _ in range(80):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get('self')
+        if isinstance(owner, group) and frame.f_code.co_name == '_apply_tasks':
+            return frame if owner.options.get('task_id') in (None, group_id) or _frame_group_id(frame) == group_id \
+                else None
+        frame = frame.f_back
+    return None
+
+
+def _frame_group_id(frame):
+    current = frame.f_locals.get('current_task')
+    return current[2] if isinstance(current, tuple) and len(current) == 3 else None
+
+
+def _members_to_come(frame, group_id):
+    """
+    The rows of the members a group will publish after the current one, or None if unknown.
+
+    ``_apply_tasks`` walks a ``tee`` of the lazy generator that clones and freezes each
+    member; a copy of that ``tee`` reads the rest ahead (each member is still frozen once,
+    and the loop then gets the very same signatures).  Only plain signatures qualify: a
+    member that is a chain, carries callbacks or belongs to another group is recorded by
+    its own publish, so the whole group is then.
+    """
+    remaining = frame.f_locals.get('tasks')
+    if remaining is None or not hasattr(remaining, '__copy__'):
+        return None
+    args, kwargs = frame.f_locals.get('args'), frame.f_locals.get('kwargs')
+    rows = []
+    for entry in copy.copy(remaining):
+        if not (isinstance(entry, tuple) and len(entry) == 3):
+            return None
+        sig, _, member_group = entry
+        if (member_group != group_id or not isinstance(sig, Signature) or isinstance(sig, (group, _chain))
+                or sig.options.get('link') or sig.options.get('chain') or not sig.options.get('task_id')):
+            return None
+        task = _signature_task(sig)
+        if task is not None:
+            member_args, member_kwargs, _ = sig._merge(args, kwargs, None)  # pylint: disable=protected-access
+            rows.append(_describe(task, member_args, member_kwargs, sig.options['task_id']))
+    return rows
+
+
+def _record_group_at_once(status, group_id, user_task_name):
+    """Write a group's container and every member in two INSERTs at its first member's publish, or None."""
+    frame = _applying_frame(group_id)
+    members = _members_to_come(frame, group_id) if frame is not None else None
+    if members is None:
+        return None
+    total, name = _steps_and_name(frame.f_locals['self'])
+    rows = [status] + members
+    container = UserTaskStatus(task_id=group_id, task_class='celery.group', is_container=True,
+                               name=name or user_task_name or status.name, total_steps=total,
+                               user_id=status.user_id)
+    alias = router.db_for_write(UserTaskStatus)
+    others = {row.user_id for row in members} - {status.user_id}
+    if others and transaction.get_connection(alias).in_atomic_block and \
+            get_user_model().objects.filter(pk__in=others).count() != len(others):
+        return None  # a bad user id: each member's own publish reports its own
+    try:
+        with transaction.atomic(using=alias):
+            container.save(force_insert=True)
+            for row in rows:
+                row.parent = container
+            UserTaskStatus.objects.bulk_create(rows)
+    except IntegrityError:  # the container exists already, or a member's user does not
+        return None
+    _containers[group_id] = (container, True)
+    for row in [container] + rows:
+        _recorded[row.task_id] = True
+        lifecycle.announce(row, lifecycle.SUBMITTED)
+    return status
+
+
 def _save(row):
     row.save(force_insert=True)
     _recorded[row.task_id] = True
@@ -192,6 +277,10 @@ def _record(status, message, user_task_name):
     if chord_body is not None and group_id:
         parent = _chord_containers(status, group_id, maybe_signature(chord_body, app=current_app), user_task_name)
     elif group_id:
+        if not chain_tail and _containers.get(group_id) is None:
+            recorded = _record_group_at_once(status, group_id, user_task_name)
+            if recorded is not None:
+                return recorded
         parent, created, sized = _group_container(group_id, status, user_task_name)
         steps = status.total_steps + sum(_steps_and_name(sig)[0] for sig in chain_tail)
         _grow(parent, steps, created, sized, user_task_name)

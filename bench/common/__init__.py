@@ -54,7 +54,7 @@ def database_name(bench, db='postgres'):
     return f'{prefix}_bench_{bench}_{db}'
 
 
-def _recreate_postgres(name):
+def recreate_postgres(name):
     import psycopg2  # pylint: disable=import-outside-toplevel
     url = urlparse(service_url('postgres'))
     connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
@@ -106,12 +106,26 @@ def configure(bench, db='postgres', broker=False, results=False, extra_env=None)
         env['USER_TASKS_TEST_RESULT_BACKEND'] = redis_url(1)
     env.update(extra_env or {})
     os.environ.update(env)
-    {'postgres': _recreate_postgres, 'mariadb': _recreate_mariadb}[db](name)
+    {'postgres': recreate_postgres, 'mariadb': _recreate_mariadb}[db](name)
     import django  # pylint: disable=import-outside-toplevel
     django.setup()
     from django.core.management import call_command  # pylint: disable=import-outside-toplevel
     call_command('migrate', verbosity=0, interactive=False)
     return env
+
+
+def drop_postgres(name):
+    """Drop a PostgreSQL database of the benchmarks (``WITH (FORCE)``: a stopped worker may linger)."""
+    import psycopg2  # pylint: disable=import-outside-toplevel
+    url = urlparse(service_url('postgres'))
+    connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
+                                  password=url.password or '', dbname='postgres', connect_timeout=5)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        connection.close()
 
 
 def drop_database(bench, db='postgres'):
@@ -120,16 +134,7 @@ def drop_database(bench, db='postgres'):
     connections.close_all()
     name = database_name(bench, db)
     if db == 'postgres':
-        import psycopg2  # pylint: disable=import-outside-toplevel
-        url = urlparse(service_url('postgres'))
-        connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
-                                      password=url.password or '', dbname='postgres', connect_timeout=5)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            connection.close()
+        drop_postgres(name)
     else:
         import pymysql  # pylint: disable=import-outside-toplevel
         url = urlparse(service_url('mariadb'))
@@ -142,13 +147,17 @@ def drop_database(bench, db='postgres'):
             connection.close()
 
 
-def start_worker(env, name, logfile, app='tests.celery', python=None, cwd=REPO, concurrency=2):
-    """A ``celery worker`` (prefork) in its own session, consuming only ``env['USER_TASKS_TEST_QUEUE']``."""
+def start_worker(env, name, logfile, app='tests.celery', python=None, cwd=REPO, concurrency=2, env_base=None):
+    """A ``celery worker`` (prefork) in its own session, consuming only ``env['USER_TASKS_TEST_QUEUE']``.
+
+    Its environment is this process's (or ``env_base``) updated with ``env``.
+    """
     command = [python or sys.executable, '-m', 'celery', '-A', app, 'worker', '--pool', 'prefork',
                '--concurrency', str(concurrency), '-Q', env['USER_TASKS_TEST_QUEUE'], '-n', name,
                '--loglevel', 'WARNING', '--without-gossip', '--without-mingle', '--without-heartbeat',
                '-f', logfile]
-    worker_env = dict(os.environ, PYTHONPATH=cwd, **env)
+    worker_env = dict(os.environ if env_base is None else env_base, PYTHONPATH=cwd)
+    worker_env.update(env)
     return subprocess.Popen(command, cwd=cwd, env=worker_env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
