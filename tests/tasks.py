@@ -161,3 +161,63 @@ def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):  # pyli
 def plain_noop_task(user_id, **kwargs):  # pylint: disable=unused-argument
     """``noop_task``'s body as a plain Celery task (no status row): the throughput baseline."""
     return None
+
+
+def _wait_for_file(path, seconds):
+    """Wait (bounded) until ``path`` exists: the test releases a step of the body by creating it."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return os.path.exists(path)
+
+
+@shared_task(base=SampleTask, bind=True)
+def atomic_steps_task(self, user_id, steps=3, gate=None, artifact_first=False, hold=20, **kwargs):  # pylint: disable=unused-argument
+    """
+    Take ``steps`` steps inside one ``transaction.atomic()`` block, as an import does.
+
+    After step N the body waits until the file ``<gate>.N`` exists (at most ``hold`` s), so
+    the test can look at the progress while the block is still open.  ``artifact_first``
+    inserts an artifact inside the block before the first step (on MariaDB that locks the
+    status row until the block ends).
+    """
+    from django.db import transaction  # pylint: disable=import-outside-toplevel
+    with transaction.atomic():
+        if artifact_first:
+            UserTaskArtifact.objects.create(status=self.status, name='Partial', text='inside the block')
+        for step in range(1, steps + 1):
+            self.status.increment_completed_steps()
+            if gate:
+                _wait_for_file(f'{gate}.{step}', hold)
+        UserTaskArtifact.objects.create(status=self.status, text='committed with the block')
+    return steps
+
+
+@shared_task(base=SampleTask, bind=True)
+def atomic_until_canceled_task(self, user_id, steps=1000, seconds=20, gate=None, **kwargs):  # pylint: disable=unused-argument
+    """Inside one atomic block, set a stage and step every 50 ms until canceled (at most ``seconds``).
+
+    Writes ``left the block`` to ``gate`` however the block is left.
+    """
+    from django.db import transaction  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + seconds
+    try:
+        with transaction.atomic():
+            self.status.set_state('Importing')
+            while time.monotonic() < deadline:
+                self.status.increment_completed_steps()
+                time.sleep(0.05)
+    finally:
+        _mark(gate, 'left the block')
+    return 'not canceled'
+
+
+@shared_task(base=SampleTask, bind=True)
+def atomic_row_locked_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+    """Update its own status row with a queryset inside a block (a lock no signal tells of), then step twice."""
+    from django.db import transaction  # pylint: disable=import-outside-toplevel
+    with transaction.atomic():
+        type(self.status).objects.filter(pk=self.status.pk).update(name='Renamed in the block')
+        self.status.increment_completed_steps()
+        self.status.increment_completed_steps()
+    return 2
