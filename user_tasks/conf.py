@@ -42,6 +42,7 @@ DEFAULTS = {
     'USER_TASKS_METRICS_TOKEN': None,
     'USER_TASKS_ARTIFACT_DOWNLOADS': False,
     'USER_TASKS_STATUS_CONNECTION': True,
+    'USER_TASKS_STATUS_ASYNC_COMMIT': True,
 }
 
 #: Settings holding sequences of classes, which may be given as dotted paths.

@@ -109,17 +109,19 @@ class UserTaskStatus(TimeStampedModel):
             node = node.parent
             yield node
 
-    def _update(self, condition=None, pks=None, **values):
+    def _update(self, condition=None, pks=None, durable=False, **values):
         """Run one UPDATE on this row (or ``pks``) when ``condition`` holds; return the row count.
 
         In a worker it goes through the status connection (``user_tasks.status_connection``):
-        committed at once, even while the task body holds a transaction open.
+        committed at once, even while the task body holds a transaction open.  ``durable``:
+        the UPDATE ends a task, so its commit waits for the flush even where starts and
+        steps do not.
         """
         query = type(self).objects.filter(pk__in=pks) if pks is not None else type(self).objects.filter(pk=self.pk)
         if condition is not None:
             query = query.filter(condition)
         values.setdefault('modified', timezone.now())
-        return status_connection.run(type(self), lambda alias: query.using(alias).update(**values))
+        return status_connection.run(type(self), lambda alias: query.using(alias).update(**values), durable=durable)
 
     def _refresh_state(self):
         """Reload ``state`` after a conditional UPDATE matched nothing (through the connection that wrote)."""
@@ -135,7 +137,7 @@ class UserTaskStatus(TimeStampedModel):
     def _finish(self, state, condition, now, using=None, **values):
         """Move this row to a final ``state`` when ``condition`` holds; announce it; return whether it moved."""
         if using is None:
-            moved = self._update(condition, state=state, finished=now, modified=now, **values)
+            moved = self._update(condition, durable=True, state=state, finished=now, modified=now, **values)
         else:  # inside a block already open on ``using``
             moved = type(self).objects.using(using).filter(pk=self.pk).filter(condition).update(
                 state=state, finished=now, modified=now, **values)
@@ -295,7 +297,7 @@ class UserTaskStatus(TimeStampedModel):
                     UserTaskArtifact.objects.using(alias).create(status=self, name='Error', text=text)
                     return True
             return False
-        moved = status_connection.run(type(self), end)
+        moved = status_connection.run(type(self), end, durable=True)
         if not moved:
             self._refresh_state()
             return False
@@ -339,7 +341,8 @@ class UserTaskStatus(TimeStampedModel):
 
     def _child_succeeded(self, now):
         """Succeed this container if every child has succeeded and every member has been published."""
-        moved = status_connection.run(type(self), lambda alias: self._succeed_if_children_have(alias, now))
+        moved = status_connection.run(type(self), lambda alias: self._succeed_if_children_have(alias, now),
+                                      durable=True)
         if moved:
             self.state, self.finished, self.completed_steps = self.SUCCEEDED, now, self.total_steps
             lifecycle.announce_stopped(self)
@@ -416,7 +419,8 @@ class UserTaskStatus(TimeStampedModel):
         if self.finished is not None:
             return False
         now = timezone.now()
-        moved = self._update(Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), finished=now, modified=now)
+        moved = self._update(Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), durable=True,
+                             finished=now, modified=now)
         if moved:
             self._refresh_state()
             lifecycle.announce_stopped(self)

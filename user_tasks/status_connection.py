@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 
-from django.db import InterfaceError, OperationalError, connections, router
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_save
 
@@ -50,6 +50,10 @@ _SESSION = {
     'postgresql': [f"SET lock_timeout = '{LOCK_TIMEOUT}s'"],
     'mysql': [f'SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT}'],
 }
+#: PostgreSQL, ``USER_TASKS_STATUS_ASYNC_COMMIT``: starts, steps and stages do not wait for the WAL flush.
+_ASYNC_COMMIT = 'SET synchronous_commit TO off'
+_DURABLE = 'SET LOCAL synchronous_commit TO on'
+
 #: Error codes of a lock wait cut short: PostgreSQL's lock_not_available, MySQL's ER_LOCK_WAIT_TIMEOUT.
 _LOCK_TIMEOUT_CODES = ('55P03', 1205)
 
@@ -87,9 +91,13 @@ def base_alias(model):
     return router.db_for_write(model)
 
 
-def run(model, operation):
+def run(model, operation, durable=False):
     """
     Run ``operation(alias)`` through the status connection, falling back to the model's own.
+
+    ``durable``: the write ends a task.  On a status connection that commits asynchronously
+    (PostgreSQL, ``USER_TASKS_STATUS_ASYNC_COMMIT``) it then runs in a transaction that
+    waits for its commit to be flushed, as every write on the host's own connections does.
 
     A lock wait cut short (the body's transaction holds the row) pins the status to the
     body's connection until its outermost block ends, and runs the operation there.  A
@@ -100,6 +108,8 @@ def run(model, operation):
     base = base_alias(model)
     if alias == base:
         return operation(alias)
+    if durable and _commits_asynchronously(connections[alias]):
+        operation = _durably(operation, alias)
     try:
         return operation(alias)
     except (OperationalError, InterfaceError) as exc:
@@ -110,6 +120,22 @@ def run(model, operation):
         LOG.warning('Status connection lost (%r): reopening it once', exc)
         connections[alias].close()
         return operation(alias)
+
+
+def _commits_asynchronously(connection):
+    return connection.vendor == 'postgresql' and bool(settings.USER_TASKS_STATUS_ASYNC_COMMIT)
+
+
+def _durably(operation, alias):
+    """``operation`` in a transaction whose commit waits for the WAL flush (on ``alias`` only)."""
+    def durable(using):
+        if using != alias:
+            return operation(using)
+        with transaction.atomic(using=using):
+            with connections[using].cursor() as cursor:
+                cursor.execute(_DURABLE)
+            return operation(using)
+    return durable
 
 
 def close():
@@ -190,11 +216,15 @@ def _pin_if_in_transaction(using, vendors):
 
 
 def _configure_session(sender, connection, **kwargs):  # noqa: ARG001
-    """Give a new status connection its lock timeout (once per connection)."""
-    if connection.alias.endswith(SUFFIX):
-        with connection.cursor() as cursor:
-            for statement in _SESSION.get(connection.vendor, ()):
-                cursor.execute(statement)
+    """Give a new status connection its lock timeout, and asynchronous commits where chosen (once per connection)."""
+    if not connection.alias.endswith(SUFFIX):
+        return
+    statements = list(_SESSION.get(connection.vendor, ()))
+    if _commits_asynchronously(connection):
+        statements.append(_ASYNC_COMMIT)
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def _forget_after_fork():
