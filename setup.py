@@ -50,6 +50,7 @@ EXTRAS_REQUIRE = {
         'drf-spectacular',
         'schemathesis',
         'playwright',
+        'pyinstrument',  # bench/profile.py
     ],
     'docs': [
         'sphinx',

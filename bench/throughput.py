@@ -165,7 +165,8 @@ def main():  # noqa: C901, PLR0915
         targets=TARGETS, targets_met=met,
         load_average=[r['load_average'] for r in every],
         plain_rate=_median([r['plain']['rate'] for r in every]),
-        user_task_rate={config: _median([r['user_task']['rate'] for r in rounds]) for config, rounds in measured.items()},
+        user_task_rate={config: _median([r['user_task']['rate'] for r in rounds])
+                        for config, rounds in measured.items()},
         upstream_rate=_median([r['upstream']['rate'] for r in every if 'upstream' in r]),
         upstream_version=upstream.VERSION if upstream_python else None,
         not_succeeded=failed, rounds=measured,

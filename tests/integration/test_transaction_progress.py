@@ -143,7 +143,7 @@ def test_cancel_is_answered_at_once_and_seen_inside_the_block(worker, api, tmp_p
 
 
 def test_a_lock_no_signal_tells_of_costs_one_short_wait(worker, api):  # pylint: disable=redefined-outer-name
-    """The body locks its row with a queryset UPDATE: the first step waits out the lock timeout, then follows the body."""
+    """The body locks its row with a queryset UPDATE: the first step waits out the lock timeout, then follows it."""
     log_start = worker.log_size()
     result = atomic_row_locked_task.apply_async(kwargs={'user_id': api.handler._force_user.pk})
     row = _wait_for('the task to end', lambda: _ended(result.id), 30)
