@@ -11,6 +11,12 @@ Counted with Django's ``CaptureQueriesContext`` around:
   ``UPDATE ... RETURNING`` (a SELECT, then the start's UPDATE);
 - ``step``: ``increment_completed_steps()`` on a running task without a parent, and the
   same on a task canceled meanwhile (it must still notice and raise);
+- ``run_worker``: the same run as a worker makes it (prerun, body, success and postrun
+  receivers, not eager), counted on both connections: the model's own (``default``, none
+  expected) and the status connection.  PostgreSQL: the start's ``UPDATE ... RETURNING``
+  (committed without waiting for the disk), then the success's UPDATE in a durable
+  transaction (BEGIN, ``SET LOCAL synchronous_commit TO on``, UPDATE, COMMIT); MariaDB: the
+  read of the row, the start, the success;
 - ``group10``: publishing a group of 10 no-op UserTasks (BEGIN, the container's INSERT, one
   bulk INSERT of the ten members, COMMIT).
 
@@ -30,9 +36,12 @@ TARGETS = {'publish': 1, 'run': 3, 'step': 1, 'group10': 4}
 UPSTREAM = {'publish': 3, 'run': 7, 'step': 3, 'group10': 61}
 #: Exact counts expected per database (MariaDB lacks UPDATE ... RETURNING: one more to run).
 EXPECTED = {
-    'postgres': {'publish': 1, 'run': 2, 'step': 1, 'step_canceled': 2, 'group10': 4},
+    'postgres': {'publish': 1, 'run': 2, 'run_worker': 5, 'run_worker_default': 0, 'step': 1, 'step_canceled': 2,
+                 'group10': 4},
     # run: SELECT, UPDATE, UPDATE, plus the SET SESSION of the connection prerun reopens.
-    'mariadb': {'publish': 1, 'run': 4, 'step': 1, 'step_canceled': 2, 'group10': 4},
+    # run_worker: the SELECT that loads the row, the start, the success (on the status connection).
+    'mariadb': {'publish': 1, 'run': 4, 'run_worker': 3, 'run_worker_default': 0, 'step': 1, 'step_canceled': 2,
+                'group10': 4},
 }
 
 
@@ -71,6 +80,8 @@ def _measure(db, verbose):
     row = UserTaskStatus.objects.get(task_id=result.id)
     assert row.state == UserTaskStatus.SUCCEEDED and stopped[-1] == UserTaskStatus.SUCCEEDED, (row.state, stopped)
 
+    run_worker, run_worker_default = _worker_run(noop_task, noop_task.apply_async((user.pk,)).id, user.pk, sql)
+
     running = UserTaskStatus.objects.create(user=user, task_id='bench-step', task_class=noop_task.name,
                                             name='step', total_steps=100, state=UserTaskStatus.IN_PROGRESS)
     running.increment_completed_steps()
@@ -94,10 +105,43 @@ def _measure(db, verbose):
     with app.connection_for_write() as broker:
         broker.default_channel.queue_purge(app.conf.task_default_queue)
     common.drop_database(BENCH, db)
-    measured = {'publish': publish, 'run': run, 'step': step, 'step_canceled': step_canceled, 'group10': group10}
+    measured = {'publish': publish, 'run': run, 'run_worker': run_worker, 'run_worker_default': run_worker_default,
+                'step': step, 'step_canceled': step_canceled, 'group10': group10}
     if verbose:
         measured['sql'] = sql
     return measured
+
+
+def _worker_run(task, task_id, user_id, sql):
+    """Statements of one run as a worker makes it (the receivers, not eager), on each connection."""
+    # pylint: disable=import-outside-toplevel
+    from celery.signals import task_postrun, task_prerun, task_success
+    from django.db import connection, connections
+    from django.test.utils import CaptureQueriesContext
+
+    from user_tasks import status_connection
+    from user_tasks.models import UserTaskStatus
+
+    # Register (and, as the capture starts, open) this thread's status connection first: its
+    # session settings are sent once per worker child, not per task.
+    status_connection.activate()
+    alias = status_connection.alias_for(UserTaskStatus)
+    status_connection.deactivate()
+    task.push_request(id=task_id, is_eager=False, retries=0, args=(user_id,), kwargs={})
+    try:
+        with CaptureQueriesContext(connection) as default_queries, \
+                CaptureQueriesContext(connections[alias]) as queries:
+            task_prerun.send(sender=task, task_id=task_id, task=task, args=(user_id,), kwargs={})
+            task.run(user_id)
+            task_success.send(sender=task, result=None)
+            task_postrun.send(sender=task, task_id=task_id, task=task, args=(user_id,), kwargs={}, retval=None,
+                              state='SUCCESS')
+    finally:
+        task.pop_request()
+    assert UserTaskStatus.objects.get(task_id=task_id).state == UserTaskStatus.SUCCEEDED
+    sql['run_worker'] = [q['sql'] for q in queries.captured_queries]
+    sql['run_worker_default'] = [q['sql'] for q in default_queries.captured_queries]
+    return len(queries), len(default_queries)
 
 
 def main():
