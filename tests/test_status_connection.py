@@ -169,3 +169,21 @@ def test_a_forked_child_drops_inherited_connections_without_closing_them(server_
     assert inherited.connection is not None  # not closed: the parent's session lives on
     status_connection._abandoned.remove(inherited)  # pylint: disable=protected-access
     inherited.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_end_is_committed_durably_in_the_same_round_trip(server_database, monkeypatch):  # pylint: disable=unused-argument
+    """PostgreSQL with asynchronous commits: a durable write carries SET LOCAL in front, in the same string."""
+    monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
+    status_connection.activate()
+    sent = []
+
+    def record(execute, sql, params, many, context):  # pylint: disable=unused-argument
+        sent.append(sql)
+
+    def write(alias):
+        with connections[alias].execute_wrapper(record):
+            connections[alias].cursor().execute('UPDATE t SET x = 1')
+    status_connection.run(UserTaskStatus, write, durable=True)
+    status_connection.run(UserTaskStatus, write)
+    assert sent == ['SET LOCAL synchronous_commit TO on; UPDATE t SET x = 1', 'UPDATE t SET x = 1']

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import InterfaceError, OperationalError, connections, router
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_save
 
@@ -96,8 +96,8 @@ def run(model, operation, durable=False):
     Run ``operation(alias)`` through the status connection, falling back to the model's own.
 
     ``durable``: the write ends a task.  On a status connection that commits asynchronously
-    (PostgreSQL, ``USER_TASKS_STATUS_ASYNC_COMMIT``) it then runs in a transaction that
-    waits for its commit to be flushed, as every write on the host's own connections does.
+    (PostgreSQL, ``USER_TASKS_STATUS_ASYNC_COMMIT``) its commit then waits for the flush, as
+    every write on the host's own connections does.
 
     A lock wait cut short (the body's transaction holds the row) pins the status to the
     body's connection until its outermost block ends, and runs the operation there.  A
@@ -127,13 +127,19 @@ def _commits_asynchronously(connection):
 
 
 def _durably(operation, alias):
-    """``operation`` in a transaction whose commit waits for the WAL flush (on ``alias`` only)."""
+    """``operation`` with each of its statements on ``alias`` committed durably, without another round trip.
+
+    ``SET LOCAL`` rides in front of each statement in the same query string: PostgreSQL runs
+    such a string as one (implicit) transaction, so the setting holds for that statement's
+    commit, or for the enclosing transaction's inside a block, and then lapses.
+    """
+    def prefix(execute, sql, params, many, context):
+        return execute(sql if many else f'{_DURABLE}; {sql}', params, many, context)
+
     def durable(using):
         if using != alias:
             return operation(using)
-        with transaction.atomic(using=using):
-            with connections[using].cursor() as cursor:
-                cursor.execute(_DURABLE)
+        with connections[using].execute_wrapper(prefix):
             return operation(using)
     return durable
 
