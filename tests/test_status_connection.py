@@ -174,8 +174,9 @@ def test_a_forked_child_drops_inherited_connections_without_closing_them(server_
 @pytest.mark.django_db(transaction=True)
 def test_an_end_is_committed_durably_in_the_same_round_trip(server_database, monkeypatch):  # pylint: disable=unused-argument
     """PostgreSQL with asynchronous commits: a durable write carries SET LOCAL in front, in the same string."""
-    monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
     status_connection.activate()
+    connections[status_connection.alias_for(UserTaskStatus)].ensure_connection()  # opened as SQLite would
+    monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
     sent = []
 
     def record(execute, sql, params, many, context):  # pylint: disable=unused-argument
