@@ -188,3 +188,25 @@ def test_an_end_is_committed_durably_in_the_same_round_trip(server_database, mon
     status_connection.run(UserTaskStatus, write, durable=True)
     status_connection.run(UserTaskStatus, write)
     assert sent == ['SET LOCAL synchronous_commit TO on; UPDATE t SET x = 1', 'UPDATE t SET x = 1']
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_in_autocommit_does_not_wait_for_the_disk(monkeypatch, user):
+    """PostgreSQL: the publish's INSERT carries SET LOCAL synchronous_commit TO off; inside the caller's block, not."""
+    from tests.conftest import UNCONSUMED_QUEUE  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
+    applied = []
+
+    def prefixed(setting):  # records what would be sent in front, sends nothing SQLite cannot run
+        def wrapper(execute, sql, params, many, context):
+            applied.append((setting, sql.split()[0]))
+            return execute(sql, params, many, context)
+        return wrapper
+    monkeypatch.setattr(status_connection, '_prefixed', prefixed)
+    noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
+    assert applied == [('SET LOCAL synchronous_commit TO off', 'INSERT')]
+    with transaction.atomic():
+        noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
+    # The caller's transaction keeps the caller's durability.
+    assert applied == [('SET LOCAL synchronous_commit TO off', 'INSERT')]
+    assert UserTaskStatus.objects.count() == 2

@@ -26,7 +26,7 @@ from celery.canvas import Signature, _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
-from user_tasks import lifecycle
+from user_tasks import lifecycle, status_connection
 from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
 from user_tasks.recent import Recent
@@ -183,7 +183,7 @@ def _record_group_at_once(status, group_id, user_task_name):
             get_user_model().objects.filter(pk__in=others).count() != len(others):
         return None  # a bad user id: each member's own publish reports its own
     try:
-        with transaction.atomic(using=alias):
+        with status_connection.publishing(alias), transaction.atomic(using=alias):
             container.save(force_insert=True)
             for row in rows:
                 row.parent = container
@@ -198,7 +198,8 @@ def _record_group_at_once(status, group_id, user_task_name):
 
 
 def _save(row):
-    row.save(force_insert=True)
+    with status_connection.publishing(router.db_for_write(UserTaskStatus)):
+        row.save(force_insert=True)
     _recorded[row.task_id] = True
     lifecycle.announce(row, lifecycle.SUBMITTED)
     return row

@@ -28,11 +28,12 @@ made on the body's connection.  Either way the write lands, only later visible.
 
 Imports only Django and ``user_tasks.conf``: the domain layer uses it.
 """
+import contextlib
 import logging
 import os
 import threading
 
-from django.db import InterfaceError, OperationalError, connections, router
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_save
 
@@ -53,6 +54,7 @@ _SESSION = {
 #: PostgreSQL, ``USER_TASKS_STATUS_ASYNC_COMMIT``: starts, steps and stages do not wait for the WAL flush.
 _ASYNC_COMMIT = 'SET synchronous_commit TO off'
 _DURABLE = 'SET LOCAL synchronous_commit TO on'
+_ASYNC_LOCAL = 'SET LOCAL synchronous_commit TO off'
 
 #: Error codes of a lock wait cut short: PostgreSQL's lock_not_available, MySQL's ER_LOCK_WAIT_TIMEOUT.
 _LOCK_TIMEOUT_CODES = ('55P03', 1205)
@@ -126,22 +128,58 @@ def _commits_asynchronously(connection):
     return connection.vendor == 'postgresql' and bool(settings.USER_TASKS_STATUS_ASYNC_COMMIT)
 
 
+def _one_string(connection):
+    """Whether a statement may carry ``SET LOCAL`` in front of it in one query string.
+
+    psycopg2 and psycopg's default client-side binding send such a string as one simple
+    query; psycopg's server-side binding (``OPTIONS['server_side_binding']``) cannot.
+    """
+    return not (connection.settings_dict.get('OPTIONS') or {}).get('server_side_binding')
+
+
+def _prefixed(setting):
+    def prefix(execute, sql, params, many, context):
+        return execute(sql if many else f'{setting}; {sql}', params, many, context)
+    return prefix
+
+
 def _durably(operation, alias):
     """``operation`` with each of its statements on ``alias`` committed durably, without another round trip.
 
     ``SET LOCAL`` rides in front of each statement in the same query string: PostgreSQL runs
     such a string as one (implicit) transaction, so the setting holds for that statement's
-    commit, or for the enclosing transaction's inside a block, and then lapses.
+    commit, or for the enclosing transaction's inside a block, and then lapses.  Where one
+    string cannot carry both, the operation runs in a transaction that sets it first.
     """
-    def prefix(execute, sql, params, many, context):
-        return execute(sql if many else f'{_DURABLE}; {sql}', params, many, context)
-
     def durable(using):
         if using != alias:
             return operation(using)
-        with connections[using].execute_wrapper(prefix):
+        connection = connections[using]
+        if _one_string(connection):
+            with connection.execute_wrapper(_prefixed(_DURABLE)):
+                return operation(using)
+        with transaction.atomic(using=using):
+            with connection.cursor() as cursor:
+                cursor.execute(_DURABLE)
             return operation(using)
     return durable
+
+
+def publishing(alias):
+    """
+    The context a publish writes its rows in: on PostgreSQL, not waiting for the disk flush.
+
+    Only when the publisher is in autocommit (its own statements are their own
+    transactions) and ``USER_TASKS_STATUS_ASYNC_COMMIT`` is on; inside the caller's
+    transaction nothing changes, its durability is the caller's.  A row lost to a crash
+    of the database server within a fraction of a second of its publish is written again
+    by the worker that runs the task (as for a publisher outside Django).
+    """
+    connection = connections[alias]
+    if (connection.in_atomic_block or not _commits_asynchronously(connection)
+            or not _one_string(connection)):
+        return contextlib.nullcontext()
+    return connection.execute_wrapper(_prefixed(_ASYNC_LOCAL))
 
 
 def close():
