@@ -3,7 +3,8 @@ SQL statements per operation of a user task, on PostgreSQL and MariaDB (one JSON
 
 Counted with Django's ``CaptureQueriesContext`` around:
 
-- ``publish``: ``noop_task.apply_async`` outside a transaction, to a real Redis broker;
+- ``publish``: ``noop_task.apply_async`` outside a transaction, to a real Redis broker (on
+  PostgreSQL the INSERT carries ``SET LOCAL synchronous_commit TO off`` in front of it);
 - ``run``: the published task run through Celery's tracer (``apply`` with its task id:
   ``task_prerun`` starting the row and loading it, the body, ``task_success`` ending it
   and sending ``user_task_stopped`` with the row).  Expected: 2 on PostgreSQL (one
