@@ -97,3 +97,14 @@ def test_reaper_refuses_a_wrong_value(settings, user, name, value):
     with pytest.raises(CommandError, match=name):
         call_command('reap_stale_user_tasks')
     assert UserTaskStatus.objects.get(pk=running.pk).state == UserTaskStatus.IN_PROGRESS
+
+
+def test_unset_settings_do_not_build_their_defaults(monkeypatch):
+    """A host without DRF (``manage.py migrate`` in tests/upgrade) must pass: defaults are not imported."""
+    from user_tasks import conf  # pylint: disable=import-outside-toplevel
+
+    def explode():
+        raise ImportError('No module named rest_framework')
+    monkeypatch.setitem(conf.DEFAULTS, 'USER_TASKS_STATUS_FILTERS', explode)
+    monkeypatch.setitem(conf.DEFAULTS, 'USER_TASKS_ARTIFACT_FILTERS', explode)
+    assert checks.check_settings() == []
