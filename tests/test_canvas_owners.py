@@ -4,7 +4,7 @@ from celery import chain, chord, group
 from django.db import transaction
 
 from tests.conftest import UNCONSUMED_QUEUE
-from tests.tasks import plain_task, sample_task
+from tests.tasks import plain_task, sample_task, spawning_task
 from user_tasks import canvas
 from user_tasks.exceptions import MixedOwnersError
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
@@ -91,3 +91,12 @@ def test_row_never_goes_under_another_users_container(user, other_user):
         canvas.record_publish(sample_task, message)
     assert not S.objects.filter(task_id='intruder-id').exists()
     assert S.objects.filter(parent=container).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_member_body_may_publish_a_lone_task_for_another_user_in_eager_mode(eager, user, other_user):
+    """The canvas on the stack above a running body is not the canvas of what the body publishes."""
+    group(spawning_task.si(user.pk, other_user.pk), sample_task.si(user.pk, label='a')).apply_async()
+    spawned = S.objects.get(name='Sample spawned')
+    assert (spawned.user, spawned.state, spawned.parent) == (other_user, S.SUCCEEDED, None)
+    assert set(S.objects.exclude(pk=spawned.pk).values_list('user_id', flat=True)) == {user.pk}

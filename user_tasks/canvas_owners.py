@@ -12,7 +12,7 @@ a row under a container of another user, for producers that bypass ``apply_async
 """
 import sys
 
-from celery import current_app
+from celery import Task, current_app
 from celery.canvas import Signature, _chain, chord, group, maybe_signature
 
 from user_tasks.exceptions import MixedOwnersError
@@ -69,6 +69,8 @@ def _canvases_being_applied():
         if frame is None:
             break
         owner = frame.f_locals.get('self')
+        if isinstance(owner, Task) and frame.f_code.co_name == '__call__':
+            break  # a task body publishing its own tasks (eager mode): the canvas above is not theirs
         if isinstance(owner, (group, _chain, chord)) and not any(owner is known for known in seen):
             seen.append(owner)
         frame = frame.f_back
@@ -77,6 +79,9 @@ def _canvases_being_applied():
 
 def refuse_mixed_owners(task, args, kwargs, options):
     """Raise ``MixedOwnersError`` when this invocation belongs to a canvas of several users."""
+    canvases = _canvases_being_applied()
+    if not (canvases or options.get('link') or options.get('chain') or options.get('chord') is not None):
+        return  # a lone task: nothing to compare its owner with
     owners = set()
     own = _owner(task, args, kwargs)
     if own is not None:
@@ -86,7 +91,7 @@ def refuse_mixed_owners(task, args, kwargs, options):
             owners_of(sig, owners)
     if options.get('chord') is not None:
         owners_of(options['chord'], owners)
-    for canvas in _canvases_being_applied():
+    for canvas in canvases:
         # A group publishes its members one by one: read each canvas once, not once per member.
         cached = canvas.__dict__.get('_user_tasks_owners')
         if cached is None:
