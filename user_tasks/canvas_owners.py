@@ -19,6 +19,8 @@ from user_tasks.exceptions import MixedOwnersError
 
 #: How far up the caller's stack to look for the canvas being applied.
 _STACK_DEPTH = 80
+#: The methods through which Celery's canvases publish or run their members, and a task's ``__call__``.
+_CANVAS_METHODS = frozenset({'apply_async', 'apply', 'run', '_apply_tasks', '__call__', 'delay'})
 
 
 def _user_task(sig):
@@ -68,6 +70,9 @@ def _canvases_being_applied():
     for _ in range(_STACK_DEPTH):
         if frame is None:
             break
+        if frame.f_code.co_name not in _CANVAS_METHODS:
+            frame = frame.f_back  # reading f_locals is the expensive part: only where a canvas can be
+            continue
         owner = frame.f_locals.get('self')
         if isinstance(owner, Task) and frame.f_code.co_name == '__call__':
             break  # a task body publishing its own tasks (eager mode): the canvas above is not theirs

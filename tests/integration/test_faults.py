@@ -569,6 +569,7 @@ def _delete_through_the_api(status):
 def test_delete_of_a_running_task_stops_it_at_its_next_step(worker, task_user, marker):
     from user_tasks.exceptions import TaskCanceledException  # pylint: disable=import-outside-toplevel
     delay = 0.2
+    log_start = os.path.getsize(worker.log_path)
     result = stepping_task.apply_async(kwargs={'user_id': task_user.pk, 'steps': 100, 'delay': delay,
                                                'marker': marker})
     wait_for('two steps', lambda: 'step 2' in lines(marker), 20)
@@ -583,7 +584,11 @@ def test_delete_of_a_running_task_stops_it_at_its_next_step(worker, task_user, m
     assert [text for text in lines(marker) if text.startswith('step')] == steps_done, 'the body went on'
     assert 'done' not in lines(marker) and len(steps_done) < 100
     assert row(result.id) is None  # nothing written back after the delete
-    assert 'IntegrityError' not in worker.log_tail()
+    with open(worker.log_path, 'rb') as stream:  # this test's part of the worker log
+        stream.seek(log_start)
+        log = stream.read().decode('utf-8', 'replace')
+    assert f'The task {result.id} has been deleted' in log
+    assert 'IntegrityError' not in log
 
 
 def test_delete_of_a_running_task_without_progress_calls_terminates_it(worker, task_user, marker):
