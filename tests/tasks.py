@@ -221,3 +221,9 @@ def atomic_row_locked_task(self, user_id, **kwargs):  # pylint: disable=unused-a
         self.status.increment_completed_steps()
         self.status.increment_completed_steps()
     return 2
+
+
+@shared_task(base=SampleTask, bind=True)
+def spawning_task(self, user_id, other_user_id, **kwargs):  # pylint: disable=unused-argument
+    """Publish a lone task for another user from inside a body (a canvas member's own work)."""
+    return sample_task.delay(other_user_id, label='spawned').id
