@@ -16,6 +16,9 @@ from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
 ALIAS = 'default' + status_connection.SUFFIX
+pytestmark = pytest.mark.skipif(
+    connection.vendor != 'sqlite',
+    reason='unit layer: SQLite stands in for a server database; see tests/integration/test_transaction_progress.py')
 
 
 @pytest.fixture(autouse=True)
