@@ -119,7 +119,9 @@ def run(model, operation, durable=False):
             LOG.info('Status write waited for a lock held by the task body; writing through its connection (%s)', exc)
             _pin(base)
             return operation(base)
-        LOG.warning('Status connection lost (%r): reopening it once', exc)
+        # Lost while idle between tasks (a server restart, MySQL's wait_timeout) or a deadlock
+        # victim: the transitions are conditional UPDATEs, so running one again is safe.
+        LOG.warning('Status write failed (%r): retrying once on a fresh status connection', exc)
         connections[alias].close()
         return operation(alias)
 
