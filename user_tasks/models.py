@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
 from user_tasks import lifecycle
+from user_tasks.commit import after_commit
 from user_tasks.conf import get_storage
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.metrics.tracing import traced_cancel
@@ -380,8 +381,8 @@ class UserTaskStatus(TimeStampedModel):
         if grace is None:
             return
         from user_tasks.tasks import terminate_canceled_task  # pylint: disable=import-outside-toplevel
-        transaction.on_commit(lambda: terminate_canceled_task.apply_async((self.task_id,), countdown=grace),
-                              using=router.db_for_write(type(self)))
+        after_commit(lambda: terminate_canceled_task.apply_async((self.task_id,), countdown=grace),
+                     using=router.db_for_write(type(self)))
 
     def mark_stopped(self):
         """
