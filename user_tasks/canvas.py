@@ -20,7 +20,7 @@ from celery.canvas import Signature, _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
-from user_tasks import lifecycle
+from user_tasks import commit, lifecycle
 from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
 from user_tasks.recent import Recent
@@ -130,7 +130,7 @@ def _container(task_id, task_class, user_id, name, total_steps, parent=None, siz
         row = UserTaskStatus(task_id=task_id, task_class=task_class, is_container=True, name=name or '',
                              total_steps=total_steps, user_id=user_id, parent=parent)
         try:
-            with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+            with commit.atomic(using=router.db_for_write(UserTaskStatus)):
                 _save(row)
         except IntegrityError:  # another publisher created it first
             row, created = UserTaskStatus.objects.get(task_id=task_id), False
@@ -282,7 +282,7 @@ def create_status_for_request(task, request):
     # The registered name of a default-named task is module.function.
     status.task_class = task.name
     try:
-        with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+        with commit.atomic(using=router.db_for_write(UserTaskStatus)):
             return _save(status)
     except IntegrityError:
         existing = UserTaskStatus.objects.filter(task_id=request.id).first()

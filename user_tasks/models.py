@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import lifecycle
+from user_tasks import commit, lifecycle
 from user_tasks.commit import after_commit
 from user_tasks.conf import get_storage
 from user_tasks.exceptions import TaskCanceledException
@@ -273,7 +273,7 @@ class UserTaskStatus(TimeStampedModel):
         """
         text = json.dumps(message) if isinstance(message, dict) else str(message)
         now = timezone.now()
-        with transaction.atomic(using=router.db_for_write(type(self))):
+        with commit.atomic(using=router.db_for_write(type(self))):
             moved = self._finish(self.FAILED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
             if moved:
                 UserTaskArtifact.objects.create(status=self, name='Error', text=text)
