@@ -216,6 +216,13 @@ def test_host_worker_runs_the_task(host):
     assert task['artifacts'] == ['Output']
 
 
+def test_host_publishes_protocol_1_as_edx_platform(host):
+    """Issue 11 item 3: the host's app sends protocol 1, and the worker tracked that message."""
+    assert host.report['task_protocol'] == 1
+    assert host.report['published_protocols'] == [1]
+    assert host.report['task']['state'] == 'Succeeded'
+
+
 def test_host_api_serves_the_task_to_its_owner(host):
     api = host.report['api']
     assert api['list_status'] == 200

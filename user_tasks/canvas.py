@@ -15,7 +15,7 @@ whose later members have not been recorded yet.  When the group cannot be found
 import logging
 import sys
 
-from celery import chain, current_app
+from celery import chain, current_app, current_task
 from celery.canvas import Signature, _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
@@ -158,12 +158,22 @@ def _grow(container, steps, created, sized, name):
         container.set_name(name)
 
 
+def _published_by_a_task(message):
+    """
+    Whether a running task publishes this message (a chain's next step, a chord's body).
+
+    Protocol 2 says so with ``parent_id``; protocol 1 (edx-platform's) sends no ids, so the
+    publishing task is what tells.
+    """
+    return bool(message.get('parent_id')) or bool(current_task and current_task.request.id)
+
+
 def record_publish(task, message):
     """Write the rows for a UserTask message about to be published (protocol-1 dict shape)."""
     task_id = message['id']
     if message.get('retries') or _recorded.get(task_id):
         return None
-    if message.get('parent_id') and UserTaskStatus.objects.filter(task_id=task_id).exists():
+    if _published_by_a_task(message) and UserTaskStatus.objects.filter(task_id=task_id).exists():
         return None  # a chain step or chord body recorded when its canvas was first published
     status = _describe(task, message.get('args'), message.get('kwargs'), task_id)
     user_task_name = (message.get('kwargs') or {}).get('user_task_name')

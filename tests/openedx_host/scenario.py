@@ -63,6 +63,13 @@ def main():
     owner = user_model.objects.create_user('owner', 'owner@example.com', 'secret')
     other = user_model.objects.create_user('other', 'other@example.com', 'secret')
 
+    from celery.signals import before_task_publish
+    shapes = []
+
+    def record_shape(body=None, headers=None, **kwargs):  # pylint: disable=unused-argument
+        # Protocol 1: the whole message is one dict body and the headers start empty.
+        shapes.append(1 if isinstance(body, dict) else 2)
+    before_task_publish.connect(record_shape, weak=False)
     result = host_task.delay(owner.id, 'plugin check')
     status = wait_until_final(result.id)
     report = {
@@ -76,6 +83,8 @@ def main():
         'settings_schedules': {
             name: sorted(getattr(settings, name, {}) or {}) for name in ('CELERYBEAT_SCHEDULE', 'CELERY_BEAT_SCHEDULE')
         },
+        'task_protocol': app.conf.task_protocol,
+        'published_protocols': shapes,
         'registered_tasks': sorted(name for name in app.tasks if name.startswith(('user_tasks.', 'tests.'))),
         'task': None,
     }
