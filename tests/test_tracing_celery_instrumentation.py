@@ -63,7 +63,8 @@ def instrumented(request, _provider):  # noqa: F811  pylint: disable=redefined-o
         instrumentor.instrument(tracer_provider=_provider)
     receivers = [receiver for receiver in before_task_publish._live_receivers(sample_task.name)]  # pylint: disable=protected-access
     ours = receivers.index(tracing.inject_headers)
-    theirs = next(i for i, receiver in enumerate(receivers) if getattr(receiver, '__name__', '') == '_trace_before_publish')
+    theirs = next(i for i, receiver in enumerate(receivers)
+                  if getattr(receiver, '__name__', '') == '_trace_before_publish')
     assert (ours < theirs) == (request.param == 'ours-first')
     yield request.param
     instrumentor.uninstrument()

@@ -3,9 +3,10 @@ Lifecycle events: how a state change tells the rest of the system about itself.
 
 The transition methods on ``UserTaskStatus`` call ``announce``/``announce_stopped``;
 the events are delivered after the surrounding transaction commits (at once in
-autocommit mode, and under Django's ``TestCase``: see ``user_tasks.commit``), so observers never see a change that is later rolled back.
-Observers (the public ``user_task_stopped`` signal, metrics, tracing) connect to
-``event``; a change of state never has to know who is listening.
+autocommit mode and under Django's ``TestCase``: see ``user_tasks.commit``), so
+observers never see a change that is later rolled back.  Observers (the public
+``user_task_stopped`` signal, metrics, tracing) connect to ``event``; a change of state
+never has to know who is listening.
 """
 import logging
 

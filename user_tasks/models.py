@@ -20,7 +20,7 @@ from uuid import uuid4
 
 from django.conf import settings
 from django.core.validators import URLValidator
-from django.db import connections, models, router, transaction
+from django.db import connections, models, router
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone

@@ -164,12 +164,14 @@ def rest_walk(owner, status):
     one = client.get(f'{api}artifacts/{artifact.uuid}/')
     walk['artifact detail'] = [one.status_code, one.json().get('name') if one.status_code == 200 else None]
     finished = client.post(f'{api}tasks/{status.uuid}/cancel/')
-    walk['cancel finished'] = [finished.status_code, finished.json().get('state') if finished.status_code == 200 else None]
+    walk['cancel finished'] = [finished.status_code,
+                               finished.json().get('state') if finished.status_code == 200 else None]
     waiting = UserTaskStatus.objects.create(
         user=owner, task_id='rest-walk-waiting', task_class='tests.openedx_host.tasks.host_task',
         name='Waiting', total_steps=1)
     canceled = client.post(f'{api}tasks/{waiting.uuid}/cancel/')
-    walk['cancel waiting'] = [canceled.status_code, canceled.json().get('state') if canceled.status_code == 200 else None]
+    walk['cancel waiting'] = [canceled.status_code,
+                              canceled.json().get('state') if canceled.status_code == 200 else None]
     deleted = client.delete(f'{api}tasks/{waiting.uuid}/')
     walk['delete'] = [deleted.status_code, UserTaskStatus.objects.filter(pk=waiting.pk).exists()]
     walk['detail after delete'] = [client.get(f'{api}tasks/{waiting.uuid}/').status_code, None]
