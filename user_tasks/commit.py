@@ -37,7 +37,7 @@ def after_commit(callback, using=None):
     """Run ``callback`` when the current transaction commits, or now when there is none (see above)."""
     held = getattr(_local, 'held', None)
     if held:
-        held[-1].append(callback)
+        held[-1].append((callback, using))
     elif in_transaction(using):
         transaction.on_commit(callback, using=using)
     else:
@@ -57,5 +57,5 @@ def atomic(using=None):
     finally:
         _local.held.pop()
     # Not reached when the block raised: its work was rolled back, and so is what it deferred.
-    for callback in callbacks:
-        after_commit(callback, using)
+    for callback, callback_using in callbacks:
+        after_commit(callback, callback_using)
