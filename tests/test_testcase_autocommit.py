@@ -210,3 +210,16 @@ def test_library_block_that_raises_drops_its_deferred_work():
     assert calls == []
     commit.after_commit(lambda: calls.append('now'))
     assert calls == ['now']
+
+
+class TestEagerUnderTransactionTestCase(_Recorders, TransactionTestCase):
+    eager = True
+
+    def test_stopped_at_once_then_after_the_real_commit(self):
+        now = sample_task.apply_async((self.user.pk,), {'label': 'ttc-eager'})
+        self.assertEqual([c['task_id'] for c in self.stopped.calls], [now.id])
+        with transaction.atomic():
+            later = sample_task.apply_async((self.user.pk,), {'label': 'ttc-eager-tx'})
+            self.assertEqual([c['task_id'] for c in self.stopped.calls], [now.id])
+        self.assertEqual([(c['task_id'], c['db_state']) for c in self.stopped.calls],
+                         [(now.id, S.SUCCEEDED), (later.id, S.SUCCEEDED)])
