@@ -3,16 +3,17 @@ Lifecycle events: how a state change tells the rest of the system about itself.
 
 The transition methods on ``UserTaskStatus`` call ``announce``/``announce_stopped``;
 the events are delivered after the surrounding transaction commits (at once in
-autocommit mode), so observers never see a change that is later rolled back.
-Observers (the public ``user_task_stopped`` signal, metrics, tracing) connect to
-``event``; a change of state never has to know who is listening.
+autocommit mode and under Django's ``TestCase``: see ``user_tasks.commit``), so
+observers never see a change that is later rolled back.  Observers (the public
+``user_task_stopped`` signal, metrics, tracing) connect to ``event``; a change of state
+never has to know who is listening.
 """
 import logging
 
-from django.db import transaction
 from django.dispatch import Signal
 
 from user_tasks import status_connection, user_task_stopped
+from user_tasks.commit import after_commit
 
 LOG = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ purged = Signal()
 def _on_commit(status, callback):
     # The connection the change was written through: in a worker, the status connection,
     # which commits at once even while the task body holds a transaction open.
-    transaction.on_commit(callback, using=status_connection.alias_for(type(status)))
+    after_commit(callback, using=status_connection.alias_for(type(status)))
 
 
 def announce(status, kind, **details):
