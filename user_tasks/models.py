@@ -490,7 +490,7 @@ class UserTaskStatus(TimeStampedModel):
             return
         from user_tasks.tasks import terminate_canceled_task  # pylint: disable=import-outside-toplevel
         after_commit(lambda: terminate_canceled_task.apply_async((self.task_id,), countdown=grace),
-                     using=router.db_for_write(type(self)))
+                     using=status_connection.alias_for(type(self)))
 
     def mark_stopped(self):
         """
