@@ -11,7 +11,7 @@ Counted with Django's ``CaptureQueriesContext`` around:
   ``UPDATE ... RETURNING`` starts and loads the row), 3 on MariaDB, which has no
   ``UPDATE ... RETURNING`` (a SELECT, then the start's UPDATE);
 - ``step``: ``increment_completed_steps()`` on a running task without a parent, and the
-  same on a task canceled meanwhile (it must still notice and raise);
+  same on a task canceled meanwhile (it counts the step, then raises, as 4.0);
 - ``run_worker``: the same run as a worker makes it (prerun, body, success and postrun
   receivers, not eager), counted on both connections: the model's own (``default``, none
   expected) and the status connection.  PostgreSQL: the start's ``UPDATE ... RETURNING``
@@ -37,11 +37,13 @@ TARGETS = {'publish': 1, 'run': 3, 'step': 1, 'group10': 4}
 UPSTREAM = {'publish': 3, 'run': 7, 'step': 3, 'group10': 61}
 #: Exact counts expected per database (MariaDB lacks UPDATE ... RETURNING: one more to run).
 EXPECTED = {
-    'postgres': {'publish': 1, 'run': 2, 'run_worker': 2, 'run_worker_default': 0, 'step': 1, 'step_canceled': 2,
+    # step_canceled: the steps are counted and the state read back in one UPDATE ... RETURNING (ADR 0002).
+    'postgres': {'publish': 1, 'run': 2, 'run_worker': 2, 'run_worker_default': 0, 'step': 1, 'step_canceled': 1,
                  'group10': 4},
     # run: SELECT, UPDATE, UPDATE, plus the SET SESSION of the connection prerun reopens.
     # run_worker: the SELECT that loads the row, the start, the success (on the status connection).
-    'mariadb': {'publish': 1, 'run': 4, 'run_worker': 3, 'run_worker_default': 0, 'step': 1, 'step_canceled': 2,
+    # step: the UPDATE, then the read of the state (no UPDATE ... RETURNING).
+    'mariadb': {'publish': 1, 'run': 4, 'run_worker': 3, 'run_worker_default': 0, 'step': 2, 'step_canceled': 2,
                 'group10': 4},
 }
 
