@@ -77,6 +77,8 @@ RULES = {
     'USER_TASKS_METRICS_TOKEN': ('E013', lambda v: v is None or (isinstance(v, str) and v != ''),
                                  'None or a non-empty string'),
     'USER_TASKS_ARTIFACT_DOWNLOADS': ('E014', lambda v: isinstance(v, bool), 'True or False'),
+    'USER_TASKS_STATUS_CONNECTION': ('E015', lambda v: isinstance(v, bool), 'True or False'),
+    'USER_TASKS_STATUS_ASYNC_COMMIT': ('E016', lambda v: isinstance(v, bool), 'True or False'),
 }
 
 
