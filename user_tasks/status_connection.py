@@ -26,6 +26,11 @@ is cut short by a one-second lock timeout on the status connection, and the writ
 made on the body's connection.  Either way the write lands, only later visible.
 ``docs/decisions/0012-status-connection.rst`` weighs the alternatives.
 
+On PostgreSQL (``USER_TASKS_STATUS_ASYNC_COMMIT``) the status connection's starts, steps
+and stages commit without waiting for the disk flush, its ends durably; ``publishing``
+gives a publish made outside a transaction the same treatment on the publisher's own
+connection.  Both use ``SET LOCAL`` in front of the statement, in the same round trip.
+
 Imports only Django and ``user_tasks.conf``: the domain layer uses it.
 """
 import contextlib
