@@ -177,3 +177,27 @@ def test_worker_starts_tasks_after_celerys_django_fixup():
         assert receivers.index(signals.start_user_task) > receivers.index(fixup_close)
     finally:
         task_prerun.disconnect(dispatch_uid='tests.fixup_close')
+
+
+@pytest.mark.parametrize('size', [10, 50])
+def test_canvases_publish_in_a_constant_number_of_statements(celery_app, protocol, user, size):  # pylint: disable=unused-argument
+    """A group, a chain and a chord of N user tasks: the same statements for 10 members as for 50."""
+    from celery import chain, chord  # pylint: disable=import-outside-toplevel
+    canvases = {
+        # BEGIN, the container, the members in one bulk INSERT, COMMIT.
+        'group': (lambda: group(noop_task.si(user.pk) for _ in range(size)), ['BEGIN', 'INSERT', 'INSERT', 'COMMIT']),
+        # The container, then the members in one bulk INSERT (in its own transaction), from the first message.
+        'chain': (lambda: chain(noop_task.si(user.pk) for _ in range(size)), ['INSERT', 'BEGIN', 'INSERT', 'COMMIT']),
+        # The chord's container (looked up, then created in a savepoint), its body, then the
+        # header group as a group is.
+        'chord': (lambda: chord([noop_task.si(user.pk) for _ in range(size)], noop_task.si(user.pk)),
+                  ['SELECT', 'BEGIN', 'INSERT', 'COMMIT', 'INSERT', 'BEGIN', 'INSERT', 'INSERT', 'COMMIT']),
+    }
+    for kind, (build, expected) in canvases.items():
+        build().apply_async(queue=UNCONSUMED_QUEUE)  # warm-up
+        before = UserTaskStatus.objects.count()
+        count, _, sql = _count(lambda build=build: build().apply_async(queue=UNCONSUMED_QUEUE))
+        assert [s.split()[0] for s in sql] == expected, (kind, sql)
+        assert count == len(expected)
+        containers = {'group': 1, 'chain': 1, 'chord': 2}[kind]
+        assert UserTaskStatus.objects.count() == before + size + containers + (kind == 'chord'), kind

@@ -169,8 +169,8 @@ def _members_to_come(frame, group_id):
     return rows
 
 
-def _record_group_at_once(status, group_id, user_task_name):
-    """Write a group's container and every member in two INSERTs at its first member's publish, or None."""
+def _record_group_at_once(status, group_id, user_task_name, parent=None):
+    """Write a group's container (under ``parent``: a chord's) and every member in two INSERTs, or None."""
     frame = _applying_frame(group_id)
     members = _members_to_come(frame, group_id) if frame is not None else None
     if members is None:
@@ -179,7 +179,7 @@ def _record_group_at_once(status, group_id, user_task_name):
     rows = [status] + members
     container = UserTaskStatus(task_id=group_id, task_class='celery.group', is_container=True,
                                name=name or user_task_name or status.name, total_steps=total,
-                               user_id=status.user_id)
+                               user_id=status.user_id, parent=parent)
     alias = router.db_for_write(UserTaskStatus)
     if any(row.user_id != status.user_id for row in members):
         return None  # another owner: each member's own publish refuses it (ADR 0008)
@@ -296,7 +296,13 @@ def _record(status, message, user_task_name):
     chord_body = message.get('chord')
     parent = None
     if chord_body is not None and group_id:
-        parent = _chord_containers(status, group_id, maybe_signature(chord_body, app=current_app), user_task_name)
+        body = maybe_signature(chord_body, app=current_app)
+        if not chain_tail and _containers.get(group_id) is None:
+            chord = _chord_container(status, group_id, body, user_task_name)
+            recorded = _record_group_at_once(status, group_id, user_task_name, parent=chord)
+            if recorded is not None:
+                return recorded
+        parent = _chord_containers(status, group_id, body, user_task_name)
     elif group_id:
         if not chain_tail and _containers.get(group_id) is None:
             recorded = _record_group_at_once(status, group_id, user_task_name)
@@ -338,6 +344,16 @@ def _record_chain(status, tail, parent, user_task_name):
 
 def _chord_containers(status, group_id, body, user_task_name):
     """The header group container of a chord, under the chord's container (with its body row)."""
+    chord = _chord_container(status, group_id, body, user_task_name)
+    header, created, sized = _group_container(group_id, status, user_task_name, parent=chord)
+    if created and header.parent_id is None:
+        header.parent = chord
+    _grow(header, status.total_steps, created, sized, user_task_name)
+    return header
+
+
+def _chord_container(status, group_id, body, user_task_name):
+    """The chord's container row, written with its body's row at the first header member's publish."""
     chord_id = f'{group_id}-chord'
     known = _containers.get(chord_id)
     if known is None:
@@ -359,11 +375,7 @@ def _chord_containers(status, group_id, body, user_task_name):
             _save(body_row)
     else:
         chord = known[0]
-    header, created, sized = _group_container(group_id, status, user_task_name, parent=chord)
-    if created and header.parent_id is None:
-        header.parent = chord
-    _grow(header, status.total_steps, created, sized, user_task_name)
-    return header
+    return chord
 
 
 def forget_unsent(task_id):
