@@ -14,8 +14,8 @@ whose later members have not been recorded yet.  When the group cannot be found
 
 From the same frame, the first member's publish also reads the members still to come
 (Celery freezes them, ids included, in a lazy generator that is read ahead through a copy
-of its ``tee``), so a group of plain signatures is written in two INSERTs, its container
-then all its members, instead of one per member.
+of its ``tee``), so a group of plain signatures (a chord's header too) is written in two INSERTs, its
+container then all its members, instead of one per member.
 """
 import copy
 import logging
