@@ -529,11 +529,11 @@ def test_main_process_receivers_retry_once_on_a_lost_connection(make_status, sto
     status.start()
     real_fail, calls = S.fail, []
 
-    def fail_once(self, message):
+    def fail_once(self, message, exception=None):
         calls.append(message)
         if len(calls) == 1:
             raise OperationalError(2013, 'Lost connection to MySQL server during query')
-        return real_fail(self, message)
+        return real_fail(self, message, exception)
 
     with mock.patch.object(S, 'fail', fail_once), mock.patch.object(connection, 'close') as close:
         with django_capture_on_commit_callbacks(execute=True):

@@ -10,14 +10,14 @@ points there when ``USER_TASKS_ARTIFACT_DOWNLOADS`` is on).  The metrics view
 """
 from django.urls import path
 
-from user_tasks import pages
+from user_tasks.pages import views
 
 app_name = 'user_tasks'
 
 urlpatterns = [
-    path('', pages.task_list, name='task-list'),
-    path('<uuid:uuid>/', pages.task_detail, name='task-detail'),
-    path('<uuid:uuid>/poll/', pages.task_poll, name='task-poll'),
-    path('<uuid:uuid>/cancel/', pages.task_cancel, name='task-cancel'),
-    path('artifacts/<uuid:uuid>/download/', pages.artifact_download, name='artifact-download'),
+    path('', views.task_list, name='task-list'),
+    path('<uuid:uuid>/', views.task_detail, name='task-detail'),
+    path('<uuid:uuid>/poll/', views.task_poll, name='task-poll'),
+    path('<uuid:uuid>/cancel/', views.task_cancel, name='task-cancel'),
+    path('artifacts/<uuid:uuid>/download/', views.artifact_download, name='artifact-download'),
 ]

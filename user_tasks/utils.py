@@ -5,14 +5,53 @@ Celery's message protocol 2 splits a message into headers and a body of
 ``(args, kwargs, embed)``; protocol 1 sends one dict.  ``proto2_to_proto1`` turns
 the first into the second, so the rest of user_tasks reads one shape.  Nothing here
 changes the message being sent.
+
+It also holds the small checks every layer shares: ``is_user_task``,
+``user_task_name`` and ``error_type``.  A leaf: it imports nothing from user_tasks.
 """
-from celery import chain  # module attribute: tests and callers may replace it
-from celery import signature
+from celery import (
+    chain,  # module attribute: tests and callers may replace it
+    signature,
+)
 
-__all__ = ['chain', 'extract_proto2_embed', 'extract_proto2_headers', 'proto2_to_proto1']
+__all__ = [
+    'USER_TASK_MARKER', 'chain', 'error_type', 'extract_proto2_embed', 'extract_proto2_headers',
+    'is_user_task', 'proto2_to_proto1', 'user_task_name',
+]
+
+#: Class attribute that ``UserTaskMixin`` sets to True: what ``is_user_task`` looks for.
+USER_TASK_MARKER = 'tracks_user_task_status'
+#: The keyword argument naming a group, chain or chord's container row.
+NAME_KEYWORD = 'user_task_name'
 
 
-def extract_proto2_headers(id, retries=0, eta=None, expires=None, group=None, timelimit=None,  # pylint: disable=redefined-builtin
+def is_user_task(task):
+    """
+    Whether ``task`` (a Celery task, or None) tracks its status: its class uses ``UserTaskMixin``.
+
+    A class attribute rather than ``isinstance``, so the layers below ``user_tasks.tasks``
+    (canvas, metrics) can ask without importing it.
+    """
+    return getattr(task, USER_TASK_MARKER, False) is True
+
+
+def user_task_name(kwargs):
+    """The container name a task's keyword arguments carry (``user_task_name``), or None."""
+    return (kwargs or {}).get(NAME_KEYWORD) or None
+
+
+def error_type(exception):
+    """
+    The fully qualified class name of ``exception``, e.g. ``builtins.ValueError``.
+
+    The one spelling of an error's type: span attributes (``error.type``) use it as is,
+    the ``error_type`` metric label drops the ``builtins.`` prefix and caps the set.
+    """
+    cls = type(exception)
+    return f'{cls.__module__}.{cls.__qualname__}'
+
+
+def extract_proto2_headers(id, retries=0, eta=None, expires=None, group=None, timelimit=None,  # noqa: A002
                            task=None, root_id=None, parent_id=None, **_):
     """Return the protocol-1 fields held in protocol-2 headers."""
     return {

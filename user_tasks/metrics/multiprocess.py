@@ -17,7 +17,6 @@ value both in the archive and in the dead process's file.
 """
 import fcntl
 import glob
-import json
 import logging
 import os
 from contextlib import contextmanager
@@ -170,12 +169,6 @@ def registry():
     collecting = CollectorRegistry()
     collecting.register(_LockedCollector(path))
     return collecting
-
-
-def key_labels(key):
-    """The (metric, sample name, labels) of a raw file key (for tests and debugging)."""
-    metric, name, labels, _ = json.loads(key)
-    return metric, name, labels
 
 
 def files(path=None):
