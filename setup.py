@@ -59,6 +59,7 @@ EXTRAS_REQUIRE = {
     'demo': [],
     'quality': [
         'ruff',
+        'import-linter',
     ],
 }
 

@@ -19,9 +19,9 @@ from datetime import timedelta
 import pytest
 import rules
 from celery.schedules import crontab
+from django.utils.module_loading import import_string
 from edx_django_utils.plugins import PluginSettings, PluginURLs
 from edx_django_utils.plugins.constants import PLUGIN_APP_SETTINGS_FUNC_NAME
-from django.utils.module_loading import import_string
 
 from tests.openedx_host import runner
 from user_tasks.plugin import apps as plugin_apps

@@ -98,7 +98,7 @@ def test_canceled_while_running(worker, user, spans):
 
 @pytest.mark.django_db
 def test_cancel_span(make_status, spans, monkeypatch):
-    from user_tasks import signals  # pylint: disable=import-outside-toplevel
+    from user_tasks import signals
     monkeypatch.setattr(signals.celery_app.control, 'revoke', lambda *a, **k: None)
     status = make_status()
     status.cancel()

@@ -1,4 +1,4 @@
-"""``user_tasks.utils``: protocol 2 messages read as protocol 1 (SPEC A2, B3)."""
+"""``user_tasks.utils``: protocol 2 messages read as protocol 1."""
 from unittest import mock
 
 import celery
@@ -61,7 +61,7 @@ def test_proto2_to_proto1_with_chain_uses_real_chain():
     body = ((1,), {}, {'chain': [dict(third), dict(second)]})
     message = utils.proto2_to_proto1(body, {'id': 'abc', 'task': 'tests.tasks.sample_task'})
     (tail,) = message['callbacks']
-    assert isinstance(tail, celery.canvas._chain)  # pylint: disable=protected-access
+    assert isinstance(tail, celery.canvas._chain)
     assert [sig['kwargs']['label'] for sig in tail.tasks] == ['second', 'third']
     assert body[2]['chain'] == [dict(third), dict(second)]
 

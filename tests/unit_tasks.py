@@ -5,25 +5,25 @@ from user_tasks.tasks import UserTask
 
 
 @shared_task(base=UserTask, bind=True)
-def default_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def default_task(self, user_id, **kwargs):
     """Default name and steps: the function's name and 1."""
     return sorted(kwargs)
 
 
 @shared_task(base=UserTask, bind=True)
-def kwargs_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def kwargs_task(self, user_id, **kwargs):
     """Returns the keyword arguments it received."""
     return kwargs
 
 
 @shared_task(base=UserTask, bind=True)
-def strict_task(self, user_id, label='strict'):  # pylint: disable=unused-argument
+def strict_task(self, user_id, label='strict'):
     """Cannot take ``user_task_name``: it must be stripped."""
     return label
 
 
 @shared_task(base=UserTask, bind=True)
-def canceling_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def canceling_task(self, user_id, **kwargs):
     """Cancels its own row, then reports progress, so it stops with TaskCanceledException."""
     type(self.status).objects.get(pk=self.status.pk).cancel()
     self.status.increment_completed_steps()
@@ -31,6 +31,6 @@ def canceling_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
 
 
 @shared_task(base=UserTask, bind=True)
-def loose_task(self, *args, **kwargs):  # pylint: disable=unused-argument
+def loose_task(self, *args, **kwargs):
     """Takes anything, so Celery's own argument check cannot catch a missing ``user_id``."""
     return len(args)

@@ -9,13 +9,13 @@ try:  # pragma: no branch
 except ImportError:  # pragma: no cover
     OpenApiTypes = None
 
-    def _noop_decorator(*args, **kwargs):  # pylint: disable=unused-argument
+    def _noop_decorator(*args, **kwargs):
         """Return a decorator that leaves its target unchanged."""
         return lambda target: target
 
     extend_schema = extend_schema_field = extend_schema_view = _noop_decorator
 
-    def OpenApiResponse(*args, **kwargs):  # noqa: N802  pylint: disable=invalid-name,unused-argument
+    def OpenApiResponse(*args, **kwargs):  # noqa: N802
         """Stand-in for drf-spectacular's response description."""
         return None
 

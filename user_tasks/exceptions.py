@@ -1,5 +1,5 @@
 """Exceptions raised by user_tasks."""
 
 
-class TaskCanceledException(RuntimeError):
+class TaskCanceledException(RuntimeError):  # noqa: N818  a public name since django-user-tasks 1.0
     """Raised inside a running task whose status has been canceled, to stop its work."""

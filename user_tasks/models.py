@@ -1,10 +1,10 @@
-"""
+r"""
 The two models, and every change of a task's state.
 
 A user task's life is a small state machine kept in one ``UserTaskStatus`` row::
 
     Pending -> In Progress -> Succeeded | Failed | Canceled
-                    \\-> Retrying -> In Progress ...   (custom in-progress texts allowed)
+                    \-> Retrying -> In Progress ...   (custom in-progress texts allowed)
 
 Each transition method below is the only writer of the columns it changes and is a
 single conditional UPDATE, so a late or duplicate Celery signal cannot move a row that

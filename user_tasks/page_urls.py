@@ -1,5 +1,7 @@
 """
-URLs of the status pages, namespace ``user_tasks``; hosts mount them at ``user_tasks/``::
+URLs of the status pages, namespace ``user_tasks``, mounted by hosts at ``user_tasks/``.
+
+Example::
 
     path('user_tasks/', include('user_tasks.page_urls')),
 

@@ -68,7 +68,7 @@ def extract_proto2_headers(id, retries=0, eta=None, expires=None, group=None, ti
     }
 
 
-def extract_proto2_embed(callbacks=None, errbacks=None, chain=None, chord=None, **_):  # pylint: disable=redefined-outer-name
+def extract_proto2_embed(callbacks=None, errbacks=None, chain=None, chord=None, **_):
     """
     Return the protocol-1 fields held in a protocol-2 body's embed dict.
 
@@ -79,7 +79,7 @@ def extract_proto2_embed(callbacks=None, errbacks=None, chain=None, chord=None, 
     if chain:
         # A worker continuing a chain publishes the rest as plain dicts, which Celery's
         # chain() would fold into a single signature.
-        tail = [signature(sig) if type(sig) is dict else sig for sig in reversed(chain)]  # pylint: disable=unidiomatic-typecheck
+        tail = [signature(sig) if type(sig) is dict else sig for sig in reversed(chain)]
         callbacks.insert(0, globals()['chain'](tail))
     return {
         'callbacks': callbacks or None,

@@ -22,7 +22,7 @@ POLL = 0.1
 
 
 @pytest.fixture
-def task_user(worker):  # pylint: disable=unused-argument
+def task_user(worker):
     """A fresh user per test: the rows of a test are that user's rows."""
     return get_user_model().objects.create(username=f'integration-{uuid4().hex[:12]}')
 

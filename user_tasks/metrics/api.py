@@ -48,9 +48,10 @@ def _instrumented(view, name):
 def instrument_urls(patterns):
     """The URL patterns with their views counted in ``user_tasks_api_requests_total``."""
     result = []
-    for pattern in patterns:
-        if isinstance(pattern, URLPattern) and pattern.name in _OPERATIONS:
-            pattern = URLPattern(pattern.pattern, _instrumented(pattern.callback, pattern.name),
-                                 pattern.default_args, pattern.name)
+    for original in patterns:
+        pattern = original
+        if isinstance(original, URLPattern) and original.name in _OPERATIONS:
+            pattern = URLPattern(original.pattern, _instrumented(original.callback, original.name),
+                                 original.default_args, original.name)
         result.append(pattern)
     return result

@@ -9,7 +9,7 @@ recycled child, for ever.  Here a dead process's counters, histograms and summar
 are *merged* into one ``<type>_archive.db`` per type (sums, so totals survive), then
 its files are deleted; its ``live*`` gauges are simply deleted (the library's
 ``mark_process_dead``).  The directory then holds at most one file per type and live
-process, plus one archive per type (docs/decisions/0009-metrics-files-bounded.rst).
+process, plus one archive per type (docs/decisions/0005-metrics-files-bounded.rst).
 
 Merging and reading take an ``fcntl`` lock on ``.user_tasks.lock`` in the directory
 (exclusive to merge, shared to read), so a scrape through this module never sees a
@@ -134,7 +134,7 @@ def sweep(path=None):
         return 0
     try:
         return retire(dead_pids(path), path)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a scrape or a worker
         telemetry_error('merge')
         return 0
 
@@ -143,7 +143,7 @@ def mark_process_dead(pid, path=None):
     """For process managers' exit hooks (gunicorn ``child_exit``): retire ``pid``'s files."""
     try:
         return retire([pid], path)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a scrape or a worker
         telemetry_error('merge')
         return 0
 
