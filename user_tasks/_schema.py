@@ -2,6 +2,8 @@
 Optional OpenAPI annotations: drf-spectacular's decorators when it is installed, no-ops otherwise.
 
 drf-spectacular is a test/docs extra, so hosts that never generate a schema do not need it.
+
+Layer: leaf.  Imports only drf-spectacular, when installed.
 """
 try:  # pragma: no branch
     from drf_spectacular.types import OpenApiTypes

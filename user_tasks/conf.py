@@ -5,6 +5,8 @@ Settings for user_tasks, read from Django settings at access time.
 ``override_settings`` in tests and late changes by a host (Open edX plugins change
 settings after apps are imported) are always seen.  Assigning an attribute on
 ``settings`` overrides that value for this process until it is deleted again.
+
+Layer: leaf.  Imports Django, and the default filter backends when the setting is read.
 """
 from datetime import timedelta
 

@@ -1,4 +1,8 @@
-"""Exceptions raised by user_tasks."""
+"""
+Exceptions raised by user_tasks.
+
+Layer: leaf.  Imports nothing.
+"""
 
 
 class TaskCanceledException(RuntimeError):  # noqa: N818  a public name since django-user-tasks 1.0

@@ -9,6 +9,8 @@ Example::
 ``user_tasks/artifacts/<uuid>/download/`` streams an artifact's file (the REST ``file`` field
 points there when ``USER_TASKS_ARTIFACT_DOWNLOADS`` is on).  The metrics view
 (``user_tasks.metrics.urls``) mounts under the same prefix without clashing.
+
+Layer: adapters.  Imports ``user_tasks.pages``; nothing imports it (hosts include it).
 """
 from django.urls import path
 

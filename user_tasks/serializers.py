@@ -4,6 +4,8 @@ REST serializers of the two models, with exactly the fields django-user-tasks 4.
 Related objects are rendered as hyperlinks keyed by uuid.  The views prefetch what these
 serializers read (artifact uuids, the status of an artifact), so a list costs the same
 number of queries whatever its length.
+
+Layer: adapters (the lowest).  Imports the domain and the leaves.
 """
 from django.urls import NoReverseMatch, reverse
 from rest_framework import serializers

@@ -4,6 +4,8 @@ Metrics of the status REST API: requests and latency by operation and status cla
 ``instrument_urls`` wraps the views of the router's URL patterns, so every way of
 reaching them (Studio's mount, the plugin's, a host's own) is counted the same, and
 the views themselves stay free of telemetry.  ``operation`` is a small fixed set.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports ``metrics.prometheus``.
 """
 import functools
 import time

@@ -14,9 +14,10 @@ process, plus one archive per type (docs/decisions/0005-metrics-files-bounded.rs
 Merging and reading take an ``fcntl`` lock on ``.user_tasks.lock`` in the directory
 (exclusive to merge, shared to read), so a scrape through this module never sees a
 value both in the archive and in the dead process's file.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports ``metrics.prometheus``.
 """
 import fcntl
-import glob
 import logging
 import os
 from contextlib import contextmanager
@@ -170,7 +171,3 @@ def registry():
     collecting.register(_LockedCollector(path))
     return collecting
 
-
-def files(path=None):
-    """The ``.db`` files in the directory, sorted."""
-    return sorted(os.path.basename(f) for f in glob.glob(os.path.join(path or directory(), '*.db')))

@@ -6,6 +6,8 @@ answers a staff user (session login), or a request carrying
 ``Authorization: Bearer <USER_TASKS_METRICS_TOKEN>`` (what a Prometheus scrape job
 sends, see ``authorization`` in its config).  Anyone else gets 401 (no credentials) or
 403 (wrong ones).  The token is compared in constant time.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports the leaves and its siblings.
 """
 import hmac
 

@@ -7,6 +7,8 @@ retires the files left by processes of earlier runs and, when
 whole multiprocess directory (every child's samples).  Each pool child exports its
 known label sets at zero when it starts and retires its own files when it exits
 (``worker_process_shutdown``), so ``--max-tasks-per-child`` cannot grow the directory.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports the leaves and its siblings.
 """
 import logging
 import os

@@ -6,6 +6,8 @@ It carries no models.  ``plugin_app`` tells the host to mount the REST API
 (``user_tasks/``), and which settings functions to run per environment; ``ready()``
 registers the owner-or-superuser permission rules, because settings functions run
 before any app is loaded.
+
+Layer: wiring.  Imports ``user_tasks.rules``; may import anything below.
 """
 import logging
 
