@@ -106,7 +106,7 @@ def test_only_the_adapters_and_wiring_import_metrics():
 
 def test_the_domain_imports_only_the_hub_and_the_leaves():
     allowed = {'user_tasks', 'user_tasks.lifecycle', 'user_tasks.control', 'user_tasks.conf',
-               'user_tasks.exceptions', 'user_tasks.recent', 'user_tasks.utils'}
+               'user_tasks.exceptions', 'user_tasks.recent', 'user_tasks.utils', 'user_tasks.commit'}
     assert _graph()['user_tasks.models'] <= allowed
 
 

@@ -2,9 +2,9 @@
 Celery control for the core: revoking, terminating, and the app that does it.
 
 Part of the hub (docs/decisions/0006-lifecycle-events-and-observers.rst): it imports
-only Celery and Django, so the model can revoke a waiting task and schedule the
-termination of a running one without importing the Celery layer (``user_tasks.tasks``,
-``user_tasks.signals``).
+only Celery and the leaves (``user_tasks.commit``), so the model can revoke a waiting
+task and schedule the termination of a running one without importing the Celery layer
+(``user_tasks.tasks``, ``user_tasks.signals``).
 
 ``celery_app`` is the current Celery app, looked up at call time.  It is the same
 attribute as ``user_tasks.signals.celery_app`` (that module aliases it), so replacing
@@ -12,7 +12,8 @@ either, e.g. ``mock.patch('user_tasks.signals.celery_app')``, is seen by every c
 """
 from celery import current_app
 from celery import current_app as celery_app
-from django.db import transaction
+
+from user_tasks.commit import after_commit
 
 #: Registered name of the task that terminates a canceled task still running (``user_tasks.tasks``).
 TERMINATE_TASK = 'user_tasks.tasks.terminate_canceled_task'
@@ -42,6 +43,9 @@ def schedule_termination(task_id, countdown, using):
     """
     After the current transaction on ``using`` commits, run ``TERMINATE_TASK`` for ``task_id`` in ``countdown`` s.
 
+    "After commit" is ``user_tasks.commit.after_commit``'s: at once in autocommit mode and
+    under Django's ``TestCase``.
+
     The task is looked up by its registered name in the current app (where its shared
     task lives, whatever ``celery_app`` has been replaced with), so the core needs no
     import of the module defining it.
@@ -51,5 +55,5 @@ def schedule_termination(task_id, countdown, using):
         countdown (float): the grace period, in seconds.
         using (str): the database alias whose commit releases the message.
     """
-    transaction.on_commit(lambda: current_app.tasks[TERMINATE_TASK].apply_async((task_id,), countdown=countdown),
-                          using=using)
+    after_commit(lambda: current_app.tasks[TERMINATE_TASK].apply_async((task_id,), countdown=countdown),
+                 using=using)

@@ -2,10 +2,11 @@
 Lifecycle events: how a state change tells the rest of the system about itself.
 
 This is the hub of user_tasks (docs/decisions/0006-lifecycle-events-and-observers.rst).
-It imports only the leaves (here ``user_tasks`` itself, for the public signal) and Django.  The
-model's transitions call ``announce``/``announce_stopped`` and ``announce_purged``;
-the events are delivered after the surrounding transaction commits (at once in
-autocommit mode), so observers never see a change that is later rolled back.
+It imports only Django and the leaves (``user_tasks`` itself for the public signal,
+``user_tasks.commit``).  The model's transitions call ``announce``/``announce_stopped``
+and ``announce_purged``; the events are delivered after the surrounding transaction
+commits (at once in autocommit mode and under Django's ``TestCase``: see
+``user_tasks.commit``), so observers never see a change that is later rolled back.
 Observers (the public ``user_task_stopped`` signal, metrics, tracing, a host's own
 receiver) connect to ``event`` and ``purged``; a change of state never has to know
 who is listening.
@@ -20,25 +21,16 @@ direct call.
 Each event carries what its observers need, so none of them keeps side state or
 depends on the order receivers were connected in:
 
-==============  ==========================================================================
-kind            details (keyword arguments of ``event``, besides ``status`` and ``kind``)
-==============  ==========================================================================
-``SUBMITTED``   ``queue``: the routing key of the message, when the publisher knows it
-``STARTED``     ``previous_state``: ``Pending`` or ``Retrying``
-``PROGRESS``    ``steps``: how many steps were just completed
-``RETRIED``     ``exception``: why the attempt asked to be retried (or None)
-``CANCELED``    (none) a running task was marked Canceled; it stops at its next check
-``STOPPED``     ``exception``: what ended a Failed row, when known (else None)
-``RECOVERED``   ``reason``: ``stale`` or ``pending_timeout``
-==============  ==========================================================================
+==============  ===================================================================
 """
 import logging
 from functools import partial
 
-from django.db import router, transaction
+from django.db import router
 from django.dispatch import Signal
 
 from user_tasks import user_task_stopped
+from user_tasks.commit import after_commit
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +57,7 @@ _wrappers = {SUBMIT: (), EXECUTE: (), CANCEL: ()}
 
 
 def _on_commit(status, callback):
-    transaction.on_commit(callback, using=router.db_for_write(type(status)))
+    after_commit(callback, using=router.db_for_write(type(status)))
 
 
 def announce(status, kind, **details):

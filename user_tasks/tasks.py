@@ -20,6 +20,7 @@ from celery.utils import uuid
 from django.db import router, transaction
 
 from user_tasks import canvas, control, lifecycle, recovery, retention, utils
+from user_tasks.commit import in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -162,6 +163,8 @@ class UserTaskMixin:
         """
         Publish the task; inside a transaction, record it now and publish after commit.
 
+        Django ``TestCase``'s own atomic blocks do not count (``user_tasks.commit``).
+
         The row is written in the caller's transaction (so it rolls back with it) and
         the message is only sent once that transaction commits, so a worker never sees
         a task whose row it cannot read.
@@ -173,9 +176,9 @@ class UserTaskMixin:
             TypeError: the invocation's ``user_id`` is missing or unknown.
         """
         app = self._get_app()
-        connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
+        using = router.db_for_write(UserTaskStatus)
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
-                or not connection.in_atomic_block):
+                or not in_transaction(using)):
             task_id = task_id or uuid()
             try:
                 return super().apply_async(args, kwargs, task_id=task_id, **options)
@@ -190,7 +193,7 @@ class UserTaskMixin:
         # pool by commit time: the deferred publish acquires its own.
         options.pop('producer', None)
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
-        transaction.on_commit(publish, using=connection.alias)
+        transaction.on_commit(publish, using=using)
         return self.AsyncResult(task_id)
 
     def __call__(self, *args, **kwargs):

@@ -122,15 +122,29 @@ def around_submit(status, proceed):
         return result
 
 
-def inject_headers(sender=None, headers=None, **kwargs):
-    """Put the publishing context in a user task's message headers (``before_task_publish``)."""
+def inject_headers(sender=None, headers=None, body=None, **kwargs):
+    """
+    Put the publishing context in a user task's message headers (``before_task_publish``).
+
+    Under protocol 1 (edx-platform's) the headers start empty and the task id is in the
+    body.  opentelemetry-instrumentation-celery reads the id from the headers as soon as
+    they are not empty, in its ``before_task_publish`` and ``after_task_publish``
+    receivers: headers holding only ``traceparent`` would give it no id, so its publish
+    span would never start (connected after us) or never end (connected before us, one
+    leaked span per publish).  So the id goes into the headers with the context.  The
+    worker reads protocol-1 headers as ``request.headers``; the body is never touched.
+    """
     if headers is None or 'traceparent' in headers:
         return  # Celery's instrumentation may have put its publish span there already
     try:
         if tracer() is None:
             return  # no SDK: no span context worth carrying
-        if utils.is_user_task(current_app.tasks.get(sender)):
-            propagate.inject(headers)
+        if not utils.is_user_task(current_app.tasks.get(sender)):
+            return
+        protocol_1 = not headers and isinstance(body, dict)
+        propagate.inject(headers)
+        if protocol_1 and headers and body.get('id'):
+            headers.setdefault('id', body['id'])
     except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('publish')
 
