@@ -20,7 +20,9 @@ class UserTasksConfig(AppConfig):
     default_auto_field = 'django.db.models.AutoField'
 
     def ready(self):
-        """Connect the Celery receivers, then the metrics and spans (in either order)."""
-        from user_tasks import metrics, signals  # noqa: PLC0415  apps may not import models at module level
+        """Connect the Celery receivers, the observers, the artifact file cleanup and the system checks."""
+        from user_tasks import checks, files, metrics, signals  # noqa: PLC0415  apps may not import models at load
         signals.connect_receivers()
-        metrics.connect()
+        metrics.connect()  # in either order: observers hang off the lifecycle
+        files.connect()
+        checks.register()

@@ -39,7 +39,7 @@ def terminate(task_id):
     celery_app.control.revoke(task_id, terminate=True, signal='SIGTERM')
 
 
-def schedule_termination(task_id, countdown, using):
+def schedule_termination(task_id, countdown, using, deleted=False):
     """
     After the current transaction on ``using`` commits, run ``TERMINATE_TASK`` for ``task_id`` in ``countdown`` s.
 
@@ -54,6 +54,13 @@ def schedule_termination(task_id, countdown, using):
         task_id (str): the Celery task id of the canceled task.
         countdown (float): the grace period, in seconds.
         using (str): the database alias whose commit releases the message.
+        deleted (bool): the row is being deleted too (``user_tasks.deletion``): no row will tell
+            whether the work stopped.
     """
-    after_commit(lambda: current_app.tasks[TERMINATE_TASK].apply_async((task_id,), countdown=countdown),
-                 using=using)
+    def send():
+        task = current_app.tasks[TERMINATE_TASK]
+        if deleted:
+            task.apply_async((task_id,), {'deleted': True}, countdown=countdown)
+        else:
+            task.apply_async((task_id,), countdown=countdown)
+    after_commit(send, using=using)

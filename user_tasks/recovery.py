@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from user_tasks import checks
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -63,6 +64,7 @@ def reap(now=None):
     Returns:
         dict: rows recovered by reason: ``{'stale': n, 'pending_timeout': n, 'canceled_stopped': n}``.
     """
+    checks.validate('USER_TASKS_STALE_AFTER', 'USER_TASKS_PENDING_TIMEOUT')
     now = now or timezone.now()
     counts = {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0}
     running = (UserTaskStatus.objects.unfinished().filter(is_container=False, finished__isnull=True)

@@ -19,7 +19,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router, transaction
 
-from user_tasks import canvas, control, lifecycle, recovery, retention, utils
+from user_tasks import canvas, canvas_owners, control, lifecycle, recovery, retention, utils
 from user_tasks.commit import in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
@@ -175,6 +175,7 @@ class UserTaskMixin:
         Raises:
             TypeError: the invocation's ``user_id`` is missing or unknown.
         """
+        canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
         using = router.db_for_write(UserTaskStatus)
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
@@ -195,6 +196,11 @@ class UserTaskMixin:
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
         transaction.on_commit(publish, using=using)
         return self.AsyncResult(task_id)
+
+    def apply(self, args=None, kwargs=None, *more, **options):  # noqa: B026  Celery's own signature
+        """Run the task eagerly, refusing it first when its canvas mixes users (as ``apply_async`` does)."""
+        canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
+        return super().apply(args, kwargs, *more, **options)
 
     def __call__(self, *args, **kwargs):
         """Run the task body unless its status ended before it started (canceled or expired)."""
@@ -242,9 +248,16 @@ def reap_stale_user_tasks():
 
 
 @shared_task(name='user_tasks.tasks.terminate_canceled_task')
-def terminate_canceled_task(task_id):
-    """Terminate a task canceled while running that has not stopped by itself within its grace period."""
-    if UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.CANCELED, finished__isnull=True).exists():
+def terminate_canceled_task(task_id, deleted=False):
+    """
+    Terminate a task canceled while running that has not stopped by itself within its grace period.
+
+    ``deleted``: the row was deleted after its cancel (``user_tasks.deletion``), so no row
+    tells whether the work stopped; terminating a task id no worker runs does nothing.
+    """
+    row = UserTaskStatus.objects.filter(task_id=task_id).values('state', 'finished').first()
+    if (row is None and deleted) or (
+            row is not None and row['state'] == UserTaskStatus.CANCELED and row['finished'] is None):
         LOG.warning('Terminating canceled user task %s, still running after its grace period', task_id)
         control.terminate(task_id)
         return True

@@ -8,6 +8,7 @@ were when the pages were one module: ``user_tasks.pages.task_list``,
 """
 from user_tasks.pages.views import (
     CANCEL_STATUS,
+    ERROR_TEXT_LIMIT,
     PAGE_SIZE,
     POLL_INTERVAL_MS,
     STANDARD_STATES,
@@ -22,6 +23,6 @@ from user_tasks.pages.views import (
 )
 
 __all__ = [
-    'CANCEL_STATUS', 'PAGE_SIZE', 'POLL_INTERVAL_MS', 'STANDARD_STATES', 'TASK_CLASS_SAMPLE', 'VIEW_ARTIFACT',
-    'VIEW_STATUS', 'artifact_download', 'task_cancel', 'task_detail', 'task_list', 'task_poll',
+    'CANCEL_STATUS', 'ERROR_TEXT_LIMIT', 'PAGE_SIZE', 'POLL_INTERVAL_MS', 'STANDARD_STATES', 'TASK_CLASS_SAMPLE',
+    'VIEW_ARTIFACT', 'VIEW_STATUS', 'artifact_download', 'task_cancel', 'task_detail', 'task_list', 'task_poll',
 ]

@@ -23,6 +23,8 @@ from django.utils.translation import ngettext
 from user_tasks.models import UserTaskStatus
 
 CANCEL_STATUS = 'user_tasks.cancel_usertaskstatus'
+#: Characters of an error text shown on the page (the rest is cut, and said to be).
+ERROR_TEXT_LIMIT = 10000
 #: States shown as such; any other text is a custom stage of a task in progress.
 STANDARD_STATES = (UserTaskStatus.PENDING, UserTaskStatus.IN_PROGRESS, UserTaskStatus.SUCCEEDED,
                    UserTaskStatus.FAILED, UserTaskStatus.CANCELED, UserTaskStatus.RETRYING)
@@ -141,13 +143,24 @@ def artifact_item(artifact):
 
 
 def error_text(text):
-    """An error message; Studio stores ``{"raw_error_msg": ...}`` as JSON, shown as its message."""
+    """
+    An error message, at most ``ERROR_TEXT_LIMIT`` characters.
+
+    Studio stores ``{"raw_error_msg": ...}`` as JSON, shown as its message.  Any text the
+    parser cannot take (invalid, or nested deeper than the recursion limit) is shown as is.
+    """
     try:
         value = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(value, dict):
-        if isinstance(value.get('raw_error_msg'), str):
-            return value['raw_error_msg']
-        return '; '.join(f'{key}: {val}' for key, val in value.items())
-    return text if not isinstance(value, str) else value
+        if isinstance(value, dict):
+            if isinstance(value.get('raw_error_msg'), str):
+                shown = value['raw_error_msg']
+            else:
+                shown = '; '.join(f'{key}: {val}' for key, val in value.items())
+        else:
+            shown = value if isinstance(value, str) else text
+    except Exception:  # noqa: BLE001  ValueError, RecursionError, MemoryError...
+        shown = text
+    if len(shown) > ERROR_TEXT_LIMIT:
+        shown = shown[:ERROR_TEXT_LIMIT] + ' ' + _('[cut: %(count)d more characters]') % {
+            'count': len(shown) - ERROR_TEXT_LIMIT}
+    return shown

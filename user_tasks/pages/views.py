@@ -22,16 +22,17 @@ import posixpath
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
-from django.http import FileResponse, Http404, HttpResponseNotModified, JsonResponse
+from django.http import FileResponse, Http404, HttpResponseBadRequest, HttpResponseNotModified, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
+from user_tasks.page_headers import no_framing
 from user_tasks.pages import presenters
 
 VIEW_STATUS = 'user_tasks.view_usertaskstatus'
@@ -44,16 +45,22 @@ PAGE_SIZE = 25
 POLL_INTERVAL_MS = 1000
 #: How many recent rows offer their task classes to the staff filter (no scan of a big table).
 TASK_CLASS_SAMPLE = 500
+#: Characters of an error text shown on the page (the rest is cut, and said to be).
+ERROR_TEXT_LIMIT = presenters.ERROR_TEXT_LIMIT
 #: States shown as such; any other text is a custom stage of a task in progress.
 STANDARD_STATES = presenters.STANDARD_STATES
 
 
 # -- lists ------------------------------------------------------------------------------
 
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def task_list(request):
     """The user's own tasks, newest first; ``?scope=all`` gives staff every task they may see, with filters."""
+    if any('\x00' in value for values in request.GET.lists() for value in [values[0], *values[1]]):
+        # PostgreSQL cannot compare a text with a NUL byte: refuse it before any query.
+        return HttpResponseBadRequest('A filter contains a NUL character.', content_type='text/plain')
     staff = request.user.is_staff
     scope = 'all' if staff and request.GET.get('scope') == 'all' else 'mine'
     filters = {key: request.GET.get(key, '').strip() for key in ('state', 'task_class', 'user')}
@@ -62,6 +69,7 @@ def task_list(request):
         # The REST API's filter backends decide what "all" is (every task, for a superuser).
         for backend in settings.USER_TASKS_STATUS_FILTERS:
             queryset = backend().filter_queryset(request, queryset, task_list)
+        visible = queryset
         queryset = _apply_filters(queryset.select_related('user'), filters)
     else:
         queryset = queryset.filter(user=request.user)
@@ -74,7 +82,7 @@ def task_list(request):
         'staff': staff,
         'filters': filters,
         'state_choices': [(state, UserTaskStatus.STATE_TRANSLATIONS[state]) for state in STANDARD_STATES],
-        'task_classes': _recent_task_classes() if scope == 'all' else [],
+        'task_classes': _recent_task_classes(visible) if scope == 'all' else [],
         'tasks': [presenters.summary(status, now, with_user=scope == 'all') for status in rows[:PAGE_SIZE]],
         'page': page,
         'previous_query': _query(request, page - 1) if page > 1 else None,
@@ -97,9 +105,9 @@ def _apply_filters(queryset, filters):
     return queryset
 
 
-def _recent_task_classes():
-    """The task classes of the most recent rows, sorted, as suggestions for the filter."""
-    return sorted(UserTaskStatus.objects.recent_task_classes(TASK_CLASS_SAMPLE))
+def _recent_task_classes(visible):
+    """The task classes of the most recent rows the viewer may see, sorted, as suggestions for the filter."""
+    return sorted(visible.recent_task_classes(TASK_CLASS_SAMPLE))
 
 
 def _page_number(request):
@@ -118,7 +126,8 @@ def _query(request, page):
 
 # -- one task ---------------------------------------------------------------------------
 
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def task_detail(request, uuid):
     """The page of one task: state, progress, stage, attempts, children, artifacts, cancel."""
@@ -136,7 +145,8 @@ def task_detail(request, uuid):
 
 
 @never_cache
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def task_poll(request, uuid):
     """The task page's JSON snapshot; 304 when ``If-None-Match`` still matches (one query)."""
@@ -153,6 +163,7 @@ def task_poll(request, uuid):
     return response
 
 
+@no_framing
 @require_POST
 @login_required
 def task_cancel(request, uuid):
@@ -173,7 +184,8 @@ def task_cancel(request, uuid):
     return redirect(target)
 
 
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def artifact_download(request, uuid):
     """Stream an artifact's file from its storage as an attachment; 404 unless the user may view it."""
