@@ -9,10 +9,10 @@ grace period.  The artifact files go once the delete commits (``user_tasks.files
 
 Layer: operations.  Imports the domain, the hub (``control``) and the leaves.
 """
-from django.db import router, transaction
+from django.db import router
 from django.db.models import Q
 
-from user_tasks import control
+from user_tasks import commit, control
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -36,7 +36,7 @@ def _terminate_later(running):
 
 def cancel_and_delete(status):
     """Cancel ``status`` (and its children) unless it has ended, then delete it with its subtree."""
-    with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+    with commit.atomic(using=router.db_for_write(UserTaskStatus)):
         running = _running_below(status)
         if status.state not in UserTaskStatus.FINAL_STATES or status.is_container:
             status.cancel()

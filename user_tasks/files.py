@@ -11,9 +11,9 @@ Layer: operations.  Imports the domain and the leaves; ``UserTasksConfig.ready()
 """
 import logging
 
-from django.db import transaction
 from django.db.models.signals import post_delete
 
+from user_tasks import commit
 from user_tasks.conf import get_storage
 from user_tasks.models import UserTaskArtifact
 
@@ -31,7 +31,7 @@ def remove_artifact_file(sender, instance, using=None, **kwargs):  # noqa: ARG00
     """Delete a deleted artifact's file from storage once the delete commits (``post_delete``)."""
     name = instance.file.name if instance.file else None
     if name:
-        transaction.on_commit(lambda: _delete_file(name), using=using)
+        commit.after_commit(lambda: _delete_file(name), using=using)
 
 
 def connect():
