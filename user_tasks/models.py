@@ -405,6 +405,10 @@ class UserTaskStatus(TimeStampedModel):
 
         Arguments:
             steps (int): how many more steps the task has found it must do.
+
+        Example::
+
+            self.status.increment_total_steps(len(extra_files))
         """
         ancestors = list(self._ancestors())
         self._update(pks=[self.pk] + [a.pk for a in ancestors], total_steps=F('total_steps') + steps)
@@ -450,6 +454,10 @@ class UserTaskStatus(TimeStampedModel):
 
         Arguments:
             name (str): a name the triggering user will understand.
+
+        Example::
+
+            self.status.set_name(f'Import of {course_key}')
         """
         nodes = [self] + list(self._ancestors())
         self._update(pks=[n.pk for n in nodes], name=name)
@@ -515,6 +523,11 @@ class UserTaskStatus(TimeStampedModel):
 
         Returns:
             bool: whether this call ended the row (False when it had ended, or is Retrying).
+
+        Example::
+
+            if not status.succeed():
+                status.mark_stopped()  # what the task_success receiver does
         """
         now = timezone.now()
         remaining = self.total_steps - self.completed_steps
@@ -610,6 +623,12 @@ class UserTaskStatus(TimeStampedModel):
 
         Returns:
             bool: whether this call recorded the stop (False when it was recorded before).
+
+        Example::
+
+            status.cancel()        # running: Canceled now, stopped later
+            ...                    # the body raises TaskCanceledException at its next step
+            status.mark_stopped()  # the stop is announced once (user_task_stopped)
         """
         if self.finished is not None:
             return False
