@@ -62,6 +62,7 @@ EXTRAS_REQUIRE = {
     'demo': [],
     'quality': [
         'ruff',
+        'import-linter',
     ],
 }
 

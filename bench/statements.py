@@ -30,7 +30,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  pylint: disable=wrong-import-position
+import common  # noqa: E402
 
 BENCH = 'statements'
 TARGETS = {'publish': 1, 'run': 3, 'step': 1, 'group10': 4}
@@ -50,7 +50,6 @@ EXPECTED = {
 
 def _measure(db, verbose):
     common.configure(BENCH, db=db, broker=True)
-    # pylint: disable=import-outside-toplevel
     from celery import group
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -117,7 +116,6 @@ def _measure(db, verbose):
 
 def _worker_run(task, task_id, user_id, sql):
     """Statements of one run as a worker makes it (the receivers, not eager), on each connection."""
-    # pylint: disable=import-outside-toplevel
     from celery.signals import task_postrun, task_prerun, task_success
     from django.db import connection, connections
     from django.test.utils import CaptureQueriesContext

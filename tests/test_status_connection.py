@@ -28,10 +28,10 @@ def inactive():
     yield
     status_connection.deactivate()
     status_connection.close()
-    if ALIAS in getattr(status_connection._local, 'aliases', set()):  # pylint: disable=protected-access
+    if ALIAS in getattr(status_connection._local, 'aliases', set()):
         del connections[ALIAS]
-        status_connection._local.aliases.discard(ALIAS)  # pylint: disable=protected-access
-    status_connection._local.pins = {}  # pylint: disable=protected-access
+        status_connection._local.aliases.discard(ALIAS)
+    status_connection._local.pins = {}
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_sqlite_never_gets_one():
     assert status_connection.alias_for(UserTaskStatus) == 'default'
 
 
-def test_the_setting_turns_it_off(server_database):  # pylint: disable=unused-argument
+def test_the_setting_turns_it_off(server_database):
     settings.USER_TASKS_STATUS_CONNECTION = False
     try:
         status_connection.activate()
@@ -59,7 +59,7 @@ def test_the_setting_turns_it_off(server_database):  # pylint: disable=unused-ar
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_a_task_writes_go_through_a_connection_celerys_fixup_does_not_close(server_database, make_status):  # pylint: disable=unused-argument
+def test_in_a_task_writes_go_through_a_connection_celerys_fixup_does_not_close(server_database, make_status):
     status = make_status(state=UserTaskStatus.IN_PROGRESS, total_steps=3)
     status_connection.activate()
     assert status_connection.alias_for(UserTaskStatus) == ALIAS
@@ -72,7 +72,7 @@ def test_in_a_task_writes_go_through_a_connection_celerys_fixup_does_not_close(s
         each.close()
     assert own.connection is not None
     # Instances keep the model's alias: rows related to them are written by the body.
-    assert status._state.db == 'default'  # pylint: disable=protected-access
+    assert status._state.db == 'default'
     status_connection.deactivate()
     assert status_connection.alias_for(UserTaskStatus) == 'default'
     assert UserTaskStatus.objects.get(pk=status.pk).completed_steps == 1
@@ -82,7 +82,7 @@ def _signal_run(task_id, is_eager):
     noop_task.push_request(id=task_id, is_eager=is_eager, retries=0, args=(), kwargs={})
     try:
         signals.start_user_task(task=noop_task)
-        return getattr(status_connection._local, 'active', False)  # pylint: disable=protected-access
+        return getattr(status_connection._local, 'active', False)
     finally:
         signals.task_ended(sender=noop_task)
         noop_task.pop_request()
@@ -93,7 +93,7 @@ def test_only_a_worker_run_uses_it_until_postrun(make_status):
     make_status(task_id='worker-run')
     make_status(task_id='eager-run')
     assert _signal_run('worker-run', is_eager=False) is True
-    assert status_connection._local.active is False  # pylint: disable=protected-access
+    assert status_connection._local.active is False
     # An eager run's row may sit in the caller's uncommitted transaction (TestCase, ATOMIC_REQUESTS).
     assert _signal_run('eager-run', is_eager=True) is False
 
@@ -110,7 +110,7 @@ def _lock_timeout(vendor):
 
 @pytest.mark.parametrize('vendor', ['postgresql', 'mysql'])
 @pytest.mark.django_db(transaction=True)
-def test_a_lock_wait_follows_the_body_until_its_block_ends(server_database, vendor):  # pylint: disable=unused-argument
+def test_a_lock_wait_follows_the_body_until_its_block_ends(server_database, vendor):
     status_connection.activate()
     calls = []
 
@@ -130,7 +130,7 @@ def test_a_lock_wait_follows_the_body_until_its_block_ends(server_database, vend
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_connection_lost_between_tasks_is_reopened_once(server_database):  # pylint: disable=unused-argument
+def test_a_connection_lost_between_tasks_is_reopened_once(server_database):
     status_connection.activate()
     calls = []
 
@@ -144,8 +144,8 @@ def test_a_connection_lost_between_tasks_is_reopened_once(server_database):  # p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_artifact_inserted_in_the_block_pins_on_mysql_only(server_database, make_status, monkeypatch):  # pylint: disable=unused-argument
-    from user_tasks.models import UserTaskArtifact  # pylint: disable=import-outside-toplevel
+def test_an_artifact_inserted_in_the_block_pins_on_mysql_only(server_database, make_status, monkeypatch):
+    from user_tasks.models import UserTaskArtifact
     status = make_status(state=UserTaskStatus.IN_PROGRESS)
     status_connection.activate()
     with transaction.atomic():
@@ -162,27 +162,27 @@ def test_an_artifact_inserted_in_the_block_pins_on_mysql_only(server_database, m
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_forked_child_drops_inherited_connections_without_closing_them(server_database, make_status):  # pylint: disable=unused-argument
+def test_a_forked_child_drops_inherited_connections_without_closing_them(server_database, make_status):
     status = make_status(state=UserTaskStatus.IN_PROGRESS)
     status_connection.activate()
     status.increment_completed_steps()
     inherited = connections[ALIAS]
-    status_connection._forget_after_fork()  # pylint: disable=protected-access
-    assert inherited in status_connection._abandoned  # pylint: disable=protected-access
+    status_connection._forget_after_fork()
+    assert inherited in status_connection._abandoned
     assert inherited.connection is not None  # not closed: the parent's session lives on
-    status_connection._abandoned.remove(inherited)  # pylint: disable=protected-access
+    status_connection._abandoned.remove(inherited)
     inherited.close()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_end_is_committed_durably_in_the_same_round_trip(server_database, monkeypatch):  # pylint: disable=unused-argument
+def test_an_end_is_committed_durably_in_the_same_round_trip(server_database, monkeypatch):
     """PostgreSQL with asynchronous commits: a durable write carries SET LOCAL in front, in the same string."""
     status_connection.activate()
     connections[status_connection.alias_for(UserTaskStatus)].ensure_connection()  # opened as SQLite would
     monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
     sent = []
 
-    def record(execute, sql, params, many, context):  # pylint: disable=unused-argument
+    def record(execute, sql, params, many, context):
         sent.append(sql)
 
     def write(alias):
@@ -196,7 +196,7 @@ def test_an_end_is_committed_durably_in_the_same_round_trip(server_database, mon
 @pytest.mark.django_db(transaction=True)
 def test_a_publish_in_autocommit_does_not_wait_for_the_disk(monkeypatch, user):
     """PostgreSQL: the publish's INSERT carries SET LOCAL synchronous_commit TO off; inside the caller's block, not."""
-    from tests.conftest import UNCONSUMED_QUEUE  # pylint: disable=import-outside-toplevel
+    from tests.conftest import UNCONSUMED_QUEUE
     monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
     applied = []
 

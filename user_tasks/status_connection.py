@@ -31,7 +31,8 @@ and stages commit without waiting for the disk flush, its ends durably; ``publis
 gives a publish made outside a transaction the same treatment on the publisher's own
 connection.  Both use ``SET LOCAL`` in front of the statement, in the same round trip.
 
-Imports only Django and ``user_tasks.conf``: the domain layer uses it.
+Layer: leaves (beside ``checks``).  Imports only Django and ``user_tasks.conf``; the hub
+(``lifecycle``), the domain (``models``) and the layers above use it.
 """
 import contextlib
 import logging

@@ -55,7 +55,7 @@ def database_name(bench, db='postgres'):
 
 
 def recreate_postgres(name):
-    import psycopg2  # pylint: disable=import-outside-toplevel
+    import psycopg2
     url = urlparse(service_url('postgres'))
     connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
                                   password=url.password or '', dbname='postgres', connect_timeout=5)
@@ -69,7 +69,7 @@ def recreate_postgres(name):
 
 
 def _recreate_mariadb(name):
-    import pymysql  # pylint: disable=import-outside-toplevel
+    import pymysql
     url = urlparse(service_url('mariadb'))
     connection = pymysql.connect(host=url.hostname, port=url.port or 3306, user=url.username or 'root',
                                  password=url.password or '', connect_timeout=5, autocommit=True)
@@ -107,16 +107,16 @@ def configure(bench, db='postgres', broker=False, results=False, extra_env=None)
     env.update(extra_env or {})
     os.environ.update(env)
     {'postgres': recreate_postgres, 'mariadb': _recreate_mariadb}[db](name)
-    import django  # pylint: disable=import-outside-toplevel
+    import django
     django.setup()
-    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
+    from django.core.management import call_command
     call_command('migrate', verbosity=0, interactive=False)
     return env
 
 
 def drop_postgres(name):
     """Drop a PostgreSQL database of the benchmarks (``WITH (FORCE)``: a stopped worker may linger)."""
-    import psycopg2  # pylint: disable=import-outside-toplevel
+    import psycopg2
     url = urlparse(service_url('postgres'))
     connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
                                   password=url.password or '', dbname='postgres', connect_timeout=5)
@@ -130,13 +130,13 @@ def drop_postgres(name):
 
 def drop_database(bench, db='postgres'):
     """Drop the benchmark's database again (the data is large for some scripts)."""
-    from django.db import connections  # pylint: disable=import-outside-toplevel
+    from django.db import connections
     connections.close_all()
     name = database_name(bench, db)
     if db == 'postgres':
         drop_postgres(name)
     else:
-        import pymysql  # pylint: disable=import-outside-toplevel
+        import pymysql
         url = urlparse(service_url('mariadb'))
         connection = pymysql.connect(host=url.hostname, port=url.port or 3306, user=url.username or 'root',
                                      password=url.password or '', connect_timeout=5, autocommit=True)

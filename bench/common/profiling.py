@@ -69,16 +69,16 @@ def breakdown(sessions):
 
 
 def _profile_child():
-    from celery.signals import worker_process_init, worker_process_shutdown  # pylint: disable=import-outside-toplevel
+    from celery.signals import worker_process_init, worker_process_shutdown
     directory = os.environ['USER_TASKS_BENCH_PROFILE_DIR']
     state = {}
 
-    def start(**kwargs):  # pylint: disable=unused-argument
-        from pyinstrument import Profiler  # pylint: disable=import-outside-toplevel
+    def start(**kwargs):
+        from pyinstrument import Profiler
         state['profiler'] = Profiler(interval=0.0005)
         state['profiler'].start()
 
-    def stop(**kwargs):  # pylint: disable=unused-argument
+    def stop(**kwargs):
         profiler = state.pop('profiler', None)
         if profiler is not None:
             session = profiler.stop()

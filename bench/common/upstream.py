@@ -34,8 +34,10 @@ def python():
         return os.environ['USER_TASKS_BENCH_UPSTREAM_PYTHON']
     executable = os.path.join(VENV, 'bin', 'python')
     stamp = os.path.join(VENV, '.ut-stamp')
-    if os.path.exists(stamp) and json.loads(open(stamp).read()) == REQUIREMENTS:
-        return executable
+    if os.path.exists(stamp):
+        with open(stamp) as stream:
+            if json.loads(stream.read()) == REQUIREMENTS:
+                return executable
     subprocess.run([sys.executable, '-m', 'venv', '--clear', VENV], check=True, timeout=300)
     subprocess.run([executable, '-m', 'pip', 'install', '-q', '--disable-pip-version-check', *REQUIREMENTS],
                    check=True, timeout=900, env=_clean_env())

@@ -18,10 +18,10 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from user_tasks.models import UserTaskStatus  # noqa: E402
 
 from upstream_project.celery_app import app  # noqa: E402, F401
 from upstream_project.tasks import noop_task  # noqa: E402
+from user_tasks.models import UserTaskStatus  # noqa: E402
 
 BOUND = float(os.environ.get('UPSTREAM_BENCH_BOUND', '600'))
 

@@ -1,5 +1,6 @@
 """The no-op user task, tracked by upstream 4.0: the same body as ``tests.tasks.noop_task``."""
 from celery import shared_task
+
 from user_tasks.tasks import UserTask
 
 

@@ -28,13 +28,13 @@ MARIADB = settings.DATABASES['default']['ENGINE'].endswith('mysql')
 
 
 @pytest.fixture
-def owner(worker):  # pylint: disable=unused-argument
+def owner(worker):
     add_rules()
     return get_user_model().objects.create(username=f'atomic-{uuid4().hex[:12]}')
 
 
 @pytest.fixture
-def api(owner):  # pylint: disable=redefined-outer-name
+def api(owner):
     client = APIClient()
     client.force_authenticate(owner)
     return client
@@ -56,7 +56,7 @@ def _row(task_id):
     return UserTaskStatus.objects.filter(task_id=task_id).first()
 
 
-def _detail(api, task_id):  # pylint: disable=redefined-outer-name
+def _detail(api, task_id):
     """The task as the REST API shows it (this process's connection, autocommit)."""
     row = _wait_for('the row of the task', lambda: _row(task_id), 15)
     response = api.get(f'{API}tasks/{row.uuid}/')
@@ -69,22 +69,23 @@ def _ended(task_id):
     return row if row is not None and row.finished is not None else None
 
 
-def test_steps_are_visible_before_the_body_commits(worker, api, tmp_path):  # pylint: disable=redefined-outer-name,unused-argument
+def test_steps_are_visible_before_the_body_commits(worker, api, tmp_path):
     gate = str(tmp_path / 'gate')
     result = atomic_steps_task.apply_async(kwargs={'user_id': api.handler._force_user.pk, 'steps': 3, 'gate': gate})
     for step in (1, 2, 3):
         seen = _wait_for(f'step {step} in the REST API',
-                         lambda: (lambda d: d if d['completed_steps'] == step else None)(_detail(api, result.id)), 20)
+                         lambda step=step: (lambda d: d if d['completed_steps'] == step else None)(
+                             _detail(api, result.id)), 20)
         # The block is still open: the artifact it writes at its end is not there yet.
         assert seen['state'] == UserTaskStatus.IN_PROGRESS and seen['artifacts'] == [], seen
         assert seen['total_steps'] == 3
-        open(f'{gate}.{step}', 'w').close()  # pylint: disable=consider-using-with
+        open(f'{gate}.{step}', 'w').close()
     row = _wait_for('the task to end', lambda: _ended(result.id), 30)
     assert (row.state, row.completed_steps, row.total_steps) == (UserTaskStatus.SUCCEEDED, 3, 3)
     assert list(row.artifacts.values_list('text', flat=True)) == ['committed with the block']
 
 
-def test_artifact_inserted_in_the_block_does_not_stall_the_steps(worker, api, tmp_path):  # pylint: disable=redefined-outer-name
+def test_artifact_inserted_in_the_block_does_not_stall_the_steps(worker, api, tmp_path):
     """
     An artifact inserted inside the block references the status row before the steps.
 
@@ -98,14 +99,14 @@ def test_artifact_inserted_in_the_block_does_not_stall_the_steps(worker, api, tm
     user_id = api.handler._force_user.pk
     if MARIADB:
         for step in (1, 2, 3):
-            open(f'{gate}.{step}', 'w').close()  # pylint: disable=consider-using-with
+            open(f'{gate}.{step}', 'w').close()
     result = atomic_steps_task.apply_async(kwargs={'user_id': user_id, 'steps': 3, 'gate': gate,
                                                    'artifact_first': True})
     if not MARIADB:
         for step in (1, 2, 3):
             _wait_for(f'step {step} in the REST API',
-                      lambda: _detail(api, result.id)['completed_steps'] == step, 20)
-            open(f'{gate}.{step}', 'w').close()  # pylint: disable=consider-using-with
+                      lambda step=step: _detail(api, result.id)['completed_steps'] == step, 20)
+            open(f'{gate}.{step}', 'w').close()
     started = time.monotonic()
     row = _wait_for('the task to end', lambda: _ended(result.id), 30)
     assert (row.state, row.completed_steps) == (UserTaskStatus.SUCCEEDED, 3)
@@ -116,7 +117,7 @@ def test_artifact_inserted_in_the_block_does_not_stall_the_steps(worker, api, tm
         assert time.monotonic() - started < 10
 
 
-def test_cancel_is_answered_at_once_and_seen_inside_the_block(worker, api, tmp_path):  # pylint: disable=redefined-outer-name,unused-argument
+def test_cancel_is_answered_at_once_and_seen_inside_the_block(worker, api, tmp_path):
     gate = str(tmp_path / 'left')
     result = atomic_until_canceled_task.apply_async(kwargs={'user_id': api.handler._force_user.pk, 'gate': gate})
     seen = _wait_for('the stage and two steps in the REST API',
@@ -142,7 +143,7 @@ def test_cancel_is_answered_at_once_and_seen_inside_the_block(worker, api, tmp_p
     assert os.path.exists(gate)
 
 
-def test_a_lock_no_signal_tells_of_costs_one_short_wait(worker, api):  # pylint: disable=redefined-outer-name
+def test_a_lock_no_signal_tells_of_costs_one_short_wait(worker, api):
     """The body locks its row with a queryset UPDATE: the first step waits out the lock timeout, then follows it."""
     log_start = worker.log_size()
     result = atomic_row_locked_task.apply_async(kwargs={'user_id': api.handler._force_user.pk})
