@@ -13,24 +13,22 @@ whose later members have not been recorded yet.  When the group cannot be found
 (another Celery internals layout), the container grows as members arrive.
 
 From the same frame, the first member's publish also reads the members still to come
-(Celery freezes them, ids included, in a lazy generator that is read ahead through a copy
-of its ``tee``), so a group of plain signatures (a chord's header too) is written in two INSERTs, its
-container then all its members, instead of one per member.
+(``user_tasks.group_readahead``), so a group of plain signatures (a chord's header too) is
+written in two INSERTs, its container then all its members, instead of one per member.
 
 Layer: operations.  Imports the domain (``models``), the hub (``lifecycle``) and the
 leaves; the rows it writes are announced by the model (``submit``), and observers wrap
 the recording through ``lifecycle.around(SUBMIT, ...)``.
 """
-import copy
 import logging
 import sys
 
 from celery import chain, current_app, current_task
-from celery.canvas import Signature, _chain, group, maybe_signature
+from celery.canvas import _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
-from user_tasks import commit, lifecycle, status_connection, utils
+from user_tasks import commit, group_readahead, lifecycle, status_connection, utils
 from user_tasks.exceptions import MixedOwnersError
 from user_tasks.models import UserTaskStatus
 from user_tasks.recent import Recent
@@ -120,61 +118,17 @@ def _applying_group(group_id):
     return None
 
 
-def _applying_frame(group_id):
-    """The frame of ``group._apply_tasks`` publishing ``group_id`` right now, or None."""
-    frame = sys._getframe(1)  # noqa: SLF001  the documented way to read the caller's stack
-    for _ in range(80):
-        if frame is None:
-            return None
-        owner = frame.f_locals.get('self')
-        if isinstance(owner, group) and frame.f_code.co_name == '_apply_tasks':
-            return frame if owner.options.get('task_id') in (None, group_id) or _frame_group_id(frame) == group_id \
-                else None
-        frame = frame.f_back
-    return None
-
-
-def _frame_group_id(frame):
-    current = frame.f_locals.get('current_task')
-    return current[2] if isinstance(current, tuple) and len(current) == 3 else None
-
-
-def _members_to_come(frame, group_id):
-    """
-    The rows of the members a group will publish after the current one, or None if unknown.
-
-    ``_apply_tasks`` walks a ``tee`` of the lazy generator that clones and freezes each
-    member; a copy of that ``tee`` reads the rest ahead (each member is still frozen once,
-    and the loop then gets the very same signatures).  Only plain signatures qualify: a
-    member that is a chain, carries callbacks or belongs to another group is recorded by
-    its own publish, so the whole group is then.
-    """
-    remaining = frame.f_locals.get('tasks')
-    if remaining is None or not hasattr(remaining, '__copy__'):
-        return None
-    args, kwargs = frame.f_locals.get('args'), frame.f_locals.get('kwargs')
-    rows = []
-    for entry in copy.copy(remaining):
-        if not (isinstance(entry, tuple) and len(entry) == 3):
-            return None
-        sig, _, member_group = entry
-        if (member_group != group_id or not isinstance(sig, Signature) or isinstance(sig, (group, _chain))
-                or sig.options.get('link') or sig.options.get('chain') or not sig.options.get('task_id')):
-            return None
-        task = _signature_task(sig)
-        if task is not None:
-            # What Signature.apply_async will send: the group's partial arguments merged in.
-            member_args, member_kwargs, _ = sig._merge(args, kwargs, None)  # noqa: SLF001
-            rows.append(_describe(task, member_args, member_kwargs, sig.options['task_id']))
-    return rows
-
-
 def _record_group_at_once(status, group_id, user_task_name, queue, parent=None):
     """Write a group's container (under ``parent``: a chord's) and every member in two INSERTs, or None."""
-    frame = _applying_frame(group_id)
-    members = _members_to_come(frame, group_id) if frame is not None else None
-    if members is None:
+    frame = group_readahead.applying_frame(group_id)
+    to_come = group_readahead.members_to_come(frame, group_id) if frame is not None else None
+    if to_come is None:
         return None
+    members = []
+    for sig, args, kwargs in to_come:
+        task = _signature_task(sig)
+        if task is not None:
+            members.append(_describe(task, args, kwargs, sig.options['task_id']))
     total, name = _steps_and_name(frame.f_locals['self'])
     rows = [status] + members
     container = UserTaskStatus(task_id=group_id, task_class='celery.group', is_container=True,
