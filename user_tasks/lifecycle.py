@@ -23,6 +23,10 @@ RETRIED = 'retried'
 CANCELED = 'canceled'
 STOPPED = 'stopped'
 RECOVERED = 'recovered'
+#: A publish that sent nothing: an identical task was active (``status`` is that task's row).
+DEDUPLICATED = 'deduplicated'
+#: A publish refused before anything was written (``status`` is None; ``task`` and ``reason`` say which).
+REJECTED = 'rejected'
 
 #: Sent with ``sender=UserTaskStatus, status=<row>, kind=<one of the names above>`` plus details.
 event = Signal()
@@ -41,6 +45,18 @@ def announce(status, kind, **details):
     _on_commit(status, lambda: _send(status, kind, details))
 
 
+def announce_refused(sender, kind, status=None, **details):
+    """
+    Deliver at once an event about a publish that wrote nothing (DEDUPLICATED, REJECTED).
+
+    ``sender`` is the status model (there may be no row).  There is no change to wait for:
+    the caller's transaction may still roll back, but the publish was refused (or
+    answered with the active task) either way.
+    """
+    if event.has_listeners():
+        _send(status, kind, details, sender=sender)
+
+
 def announce_stopped(status):
     """Deliver the final event for ``status``, and ``user_task_stopped``, once, after commit."""
     def send():
@@ -51,7 +67,8 @@ def announce_stopped(status):
     _on_commit(status, send)
 
 
-def _send(status, kind, details):
-    for receiver, response in event.send_robust(sender=type(status), status=status, kind=kind, **details):
+def _send(status, kind, details, sender=None):
+    sender = type(status) if sender is None else sender
+    for receiver, response in event.send_robust(sender=sender, status=status, kind=kind, **details):
         if isinstance(response, Exception):
             LOG.warning('user_tasks lifecycle observer %r failed on %s: %r', receiver, kind, response)

@@ -19,5 +19,6 @@ urlpatterns = [
     path('<uuid:uuid>/', pages.task_detail, name='task-detail'),
     path('<uuid:uuid>/poll/', pages.task_poll, name='task-poll'),
     path('<uuid:uuid>/cancel/', pages.task_cancel, name='task-cancel'),
+    path('<uuid:uuid>/retry/', pages.task_retry, name='task-retry'),
     path('artifacts/<uuid:uuid>/download/', pages.artifact_download, name='artifact-download'),
 ]

@@ -33,11 +33,14 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from user_tasks import retrying
 from user_tasks.conf import settings
+from user_tasks.exceptions import ArgumentsNotStorable, RetryRefused, TooManyActiveTasks
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
 VIEW_STATUS = 'user_tasks.view_usertaskstatus'
 CANCEL_STATUS = 'user_tasks.cancel_usertaskstatus'
+RETRY_STATUS = 'user_tasks.retry_usertaskstatus'
 VIEW_ARTIFACT = 'user_tasks.view_usertaskartifact'
 
 #: Rows per page of the task lists.
@@ -125,10 +128,15 @@ def _query(request, page):
 @require_GET
 @login_required
 def task_detail(request, uuid):
-    """The page of one task: state, progress, stage, attempts, children, artifacts, cancel."""
-    status = _visible_status(request, uuid)
+    """The page of one task: state, progress, stage, attempts, children, artifacts, cancel, try again."""
+    return _detail_page(request, _visible_status(request, uuid))
+
+
+def _detail_page(request, status, error=None, code=200):
+    """Render the task page, with ``error`` (a refused "Try again") shown above the task."""
     snapshot = _snapshot(request, status)
     context = {
+        'error': error,
         'task': snapshot,
         'status': status,
         'etag': _etag_of(status),
@@ -136,7 +144,7 @@ def task_detail(request, uuid):
         'poll_interval': POLL_INTERVAL_MS,
         'parent': status.parent if status.parent_id and request.user.has_perm(VIEW_STATUS, status.parent) else None,
     }
-    return render(request, 'user_tasks/task_detail.html', context)
+    return render(request, 'user_tasks/task_detail.html', context, status=code)
 
 
 @never_cache
@@ -175,6 +183,27 @@ def task_cancel(request, uuid):
                                            require_https=request.is_secure()):
         target = reverse('user_tasks:task-detail', kwargs={'uuid': status.uuid})
     return redirect(target)
+
+
+@require_POST
+@login_required
+def task_retry(request, uuid):
+    """
+    Try a failed or canceled task again (POST, with the CSRF token) and go to the new task's page.
+
+    A refusal shows the task page again with the reason: 429 Too Many Requests when the
+    user has too many active tasks of the kind (``TooManyActiveTasks``), 409 Conflict otherwise.
+    """
+    status = _visible_status(request, uuid)
+    if not request.user.has_perm(RETRY_STATUS, status):
+        raise PermissionDenied
+    try:
+        new, _created = retrying.retry(status)
+    except TooManyActiveTasks as exc:
+        return _detail_page(request, status, error=str(exc), code=429)
+    except (RetryRefused, ArgumentsNotStorable) as exc:
+        return _detail_page(request, status, error=str(exc), code=409)
+    return redirect('user_tasks:task-detail', uuid=new.uuid)
 
 
 @require_GET
@@ -306,6 +335,8 @@ def _snapshot(request, status, fragments=False):
         'percent_text': _('%(percent)d%% complete') % {'percent': snapshot['percent']},
         'steps_text': _('%(done)d of %(total)d steps') % {'done': status.completed_steps, 'total': status.total_steps},
         'cancelable': not final and request.user.has_perm(CANCEL_STATUS, status),
+        'retryable': final and retrying.can_retry(status) and request.user.has_perm(RETRY_STATUS, status),
+        'retried_as_url': _retried_as_url(request, status),
         'artifacts': [_artifact(artifact) for artifact in status.artifacts.order_by('created', 'id')],
         'children': [_summary(child, now) for child in _children(status)],
     })
@@ -314,8 +345,17 @@ def _snapshot(request, status, fragments=False):
         snapshot['fragments'] = {
             'artifacts': render_to_string('user_tasks/_artifacts.html', {'task': snapshot}, request),
             'children': render_to_string('user_tasks/_children.html', {'task': snapshot}, request),
+            'retry': render_to_string('user_tasks/_retry.html', {'task': snapshot}, request),
         }
     return snapshot
+
+
+def _retried_as_url(request, status):
+    """The page of the task that tried this one again, when there is one the user may see."""
+    new = retrying.retried_as(status)
+    if new is None or not request.user.has_perm(VIEW_STATUS, new):
+        return ''
+    return reverse('user_tasks:task-detail', kwargs={'uuid': new.uuid})
 
 
 def _children(status):

@@ -15,7 +15,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router, transaction
 
-from user_tasks import canvas, metrics
+from user_tasks import admission, canvas, metrics
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -28,7 +28,17 @@ class UserTaskMixin:
 
     Override ``calculate_total_steps`` and ``generate_name`` to give the status row a
     meaningful size and name; both receive the task's arguments as a dict.
+
+    OEP-3 (see ``user_tasks.admission``): override ``concurrency_key`` to prevent identical
+    concurrent tasks, set ``max_active_per_user`` to cap a user's active tasks of the class,
+    and set ``retryable = True`` to let users try a failed or canceled task again.
     """
+
+    #: At most this many tasks of this class active per user (None: no limit);
+    #: ``USER_TASKS_MAX_ACTIVE_PER_USER`` overrides it by task name.
+    max_active_per_user = None
+    #: Keep the call's arguments (JSON) so a Failed or Canceled task can be tried again.
+    retryable = False
 
     def __init_subclass__(cls, **kwargs):
         """Let Celery's argument check accept ``user_task_name`` for functions that cannot take it.
@@ -96,6 +106,22 @@ class UserTaskMixin:
         """A name the triggering user will understand; the task function's name unless overridden."""
         return inspect.unwrap(cls.run).__name__
 
+    @classmethod
+    def concurrency_key(cls, arguments_dict):  # pylint: disable=unused-argument
+        """
+        What makes two invocations identical, as a string; None (the default) for never.
+
+        While a task of this class, for the same user and with the same key, is Pending,
+        In Progress or Retrying, publishing it again sends nothing and writes nothing:
+        ``apply_async`` returns the active task's AsyncResult.  For example, one export
+        per course at a time::
+
+            @classmethod
+            def concurrency_key(cls, arguments_dict):
+                return arguments_dict['course_key_string']
+        """
+        return None
+
     def apply_async(self, args=None, kwargs=None, task_id=None, **options):  # pylint: disable=arguments-differ
         """
         Publish the task; inside a transaction, record it now and publish after commit.
@@ -103,12 +129,19 @@ class UserTaskMixin:
         The row is written in the caller's transaction (so it rolls back with it) and
         the message is only sent once that transaction commits, so a worker never sees
         a task whose row it cannot read.  The AsyncResult is returned at once.
+
+        A class using the OEP-3 hooks is admitted first (``user_tasks.admission``): an
+        identical active task's AsyncResult is returned without sending anything, and a
+        publish over the per-user limit raises ``TooManyActiveTasks``.
         """
         app = self._get_app()
+        task_id = task_id or uuid()
+        admitted = admission.admit(self, args, kwargs, task_id, options, _has_concurrency_key(type(self)))
+        if admitted is not None and not admitted.created:
+            return self.AsyncResult(admitted.status.task_id)
         connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
                 or not connection.in_atomic_block):
-            task_id = task_id or uuid()
             try:
                 return super().apply_async(args, kwargs, task_id=task_id, **options)
             except Exception:
@@ -116,7 +149,6 @@ class UserTaskMixin:
                 # that was never sent must not sit Pending.
                 canvas.forget_unsent(task_id)
                 raise
-        task_id = task_id or uuid()
         canvas.record_publish(self, canvas.message_from_options(self, args, kwargs, task_id, options))
         # A producer lent by the caller (a group lends one to its members) is back in its
         # pool by commit time: the deferred publish acquires its own.
@@ -135,6 +167,12 @@ class UserTaskMixin:
             kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
         with metrics.executing(self):
             return super().__call__(*args, **kwargs)
+
+
+@lru_cache(maxsize=None)
+def _has_concurrency_key(cls):
+    """Whether ``cls`` overrides ``UserTaskMixin.concurrency_key``."""
+    return inspect.getattr_static(cls, 'concurrency_key') is not UserTaskMixin.__dict__['concurrency_key']
 
 
 @lru_cache(maxsize=None)
