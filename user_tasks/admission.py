@@ -105,33 +105,35 @@ def admit(task, args, kwargs, task_id, options, keyed):
 
 
 def _admit_once(task, status, key, limit, alias):
-    """One try: lock, look, count and insert in one transaction; None when the key's owner ended meanwhile."""
+    """One try: (lock, look, count and) insert; None when the key's owner ended between our insert and look."""
     connection = connections[alias]
-    with transaction.atomic(using=alias):
+    try:
         if limit is not None:
-            _lock_user(status.user_id, connection)
-            if key is not None:
-                existing = _active_with_key(status, key, connection)
+            # One transaction (a savepoint in the caller's): the user's lock is held until it ends.
+            with transaction.atomic(using=alias):
+                _lock_user(status.user_id, connection)
+                existing = _active_with_key(status, key, connection) if key is not None else None
                 if existing is not None:
                     return _duplicate(task, existing)
-            if _active_count(task, status.user_id, limit, connection) >= limit:
-                lifecycle.announce_refused(UserTaskStatus, lifecycle.REJECTED, task=task.name, reason=LIMIT)
-                raise TooManyActiveTasks(task.name, limit)
+                if _active_count(task, status.user_id, limit, connection) >= limit:
+                    lifecycle.announce_refused(UserTaskStatus, lifecycle.REJECTED, task=task.name, reason=LIMIT)
+                    raise TooManyActiveTasks(task.name, limit)
+                canvas.record_standalone(status)
         elif connection.in_atomic_block:
             _check_user(status.user_id)
-        try:
-            with transaction.atomic(using=alias):
+            with transaction.atomic(using=alias):  # a savepoint: the unique key may refuse the insert
                 canvas.record_standalone(status)
-        except IntegrityError as exc:
-            if not get_user_model().objects.filter(pk=status.user_id).exists():
-                raise TypeError(f'Invalid user_id: {status.user_id}') from exc
-            if key is None:
-                raise
-            existing = _active_with_key(status, key, connection)
-            if existing is not None:
-                return _duplicate(task, existing)
-            status.pk = None  # the active row ended between our insert and the lookup: again
-            return None
+        else:
+            canvas.record_standalone(status)  # one INSERT, as any publish in autocommit
+    except IntegrityError as exc:
+        existing = _active_with_key(status, key, connection) if key is not None else None
+        if existing is not None:
+            return _duplicate(task, existing)
+        _check_user(status.user_id, cause=exc)
+        if key is None:
+            raise
+        status.pk = None  # the active row ended between our insert and the lookup: again
+        return None
     return Admission(status, True)
 
 
@@ -170,10 +172,15 @@ def _storable(task, args, kwargs):
     return json.loads(text)
 
 
-def _check_user(user_id):
-    """Foreign keys are checked at commit inside a transaction: check now (as ``canvas.record_publish``)."""
+def _check_user(user_id, cause=None):
+    """
+    Raise ``TypeError('Invalid user_id: ...')`` unless the user exists.
+
+    Inside a transaction foreign keys are checked at commit: checked now, a bad user id
+    fails this publish rather than the caller's whole transaction (as ``canvas.record_publish``).
+    """
     if not get_user_model().objects.filter(pk=user_id).exists():
-        raise TypeError(f'Invalid user_id: {user_id}')
+        raise TypeError(f'Invalid user_id: {user_id}') from cause
 
 
 def _lock_user(user_id, connection):
@@ -198,7 +205,9 @@ def _locking(queryset, connection):
     locking read sees the latest committed rows.  PostgreSQL's READ COMMITTED takes a new
     snapshot per statement, after the lock was granted.
     """
-    return queryset.select_for_update() if connection.vendor == 'mysql' else queryset
+    if connection.vendor == 'mysql' and connection.in_atomic_block:
+        return queryset.select_for_update()
+    return queryset  # in autocommit every statement reads the latest committed rows
 
 
 def _active_with_key(status, key, connection):
