@@ -196,28 +196,35 @@ def _lock_user(user_id, connection):
         raise TypeError(f'Invalid user_id: {user_id}')
 
 
-def _locking(queryset, connection):
+def _read(queryset, connection):
     """
-    ``queryset`` read as a locking read on MySQL/MariaDB.
+    The rows of ``queryset`` (a plain SELECT), read as a shared locking read on MySQL/MariaDB.
 
     InnoDB's REPEATABLE READ answers plain SELECTs from the transaction's snapshot, which
     predates our lock when the caller's transaction read anything before publishing; a
-    locking read sees the latest committed rows.  PostgreSQL's READ COMMITTED takes a new
-    snapshot per statement, after the lock was granted.
+    locking read sees the latest committed rows.  Shared (``LOCK IN SHARE MODE``), not
+    ``FOR UPDATE``: a refused duplicate insert already holds a shared lock on the row it
+    collided with, and two of them upgrading to exclusive locks would deadlock.
+    PostgreSQL's READ COMMITTED takes a new snapshot per statement, after our lock was
+    granted, and in autocommit every statement reads the latest committed rows.
     """
-    if connection.vendor == 'mysql' and connection.in_atomic_block:
-        return queryset.select_for_update()
-    return queryset  # in autocommit every statement reads the latest committed rows
+    if connection.vendor != 'mysql' or not connection.in_atomic_block:
+        return list(queryset)
+    sql, params = queryset.query.sql_with_params()
+    return list(queryset.model.objects.raw(f'{sql} LOCK IN SHARE MODE', params, using=connection.alias))
 
 
 def _active_with_key(status, key, connection):
     """The active row of the same user, class and key (a row's key is cleared when it ends)."""
     rows = UserTaskStatus.objects.filter(user_id=status.user_id, task_class=status.task_class, concurrency_key=key)
-    return _locking(rows, connection).first()
+    found = _read(rows.order_by('pk')[:1], connection)
+    return found[0] if found else None
 
 
 def _active_count(task, user_id, limit, connection):
     """How many of the user's tasks of this class are active, counted up to ``limit``."""
+    if limit <= 0:
+        return 0
     rows = (UserTaskStatus.objects.filter(user_id=user_id, task_class=task.name, is_container=False)
             .exclude(state__in=UserTaskStatus.FINAL_STATES))
-    return len(_locking(rows, connection).values_list('pk', flat=True)[:max(limit, 0)])
+    return len(_read(rows.only('pk')[:limit], connection))
