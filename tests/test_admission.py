@@ -332,3 +332,38 @@ def test_statement_budgets_of_admitted_publishes(user):
             'SELECT', 'SAVEPOINT', 'INSERT', 'RELEASE']
         assert _statements(lambda: publish(limited_task, user)) == [
             'SAVEPOINT', 'SELECT', 'SELECT', 'INSERT', 'RELEASE']
+
+
+# -- migration 0008 and the metrics' zero series ------------------------------------------
+
+def test_migration_0008_reverses_and_reapplies(user):
+    """Additive and reversible: back to 0007 the columns and the constraint are gone; forward again, they return."""
+    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
+    table = UserTaskStatus._meta.db_table
+    publish(sample_task, user)
+
+    def columns():
+        with connection.cursor() as cursor:
+            described = connection.introspection.get_table_description(cursor, table)
+            constraints = connection.introspection.get_constraints(cursor, table)
+        return {column.name for column in described}, set(constraints)
+    try:
+        call_command('migrate', 'user_tasks', '0007_indexes_for_lists_and_purge', verbosity=0)
+        names, constraints = columns()
+        assert not {'concurrency_key', 'arguments', 'retried_as'} & names
+        assert 'usertask_active_key_uniq' not in constraints
+        assert UserTaskStatus.objects.count() == 1  # the row survived
+    finally:
+        call_command('migrate', 'user_tasks', verbosity=0)
+    names, constraints = columns()
+    assert {'concurrency_key', 'arguments', 'retried_as'} <= names and 'usertask_active_key_uniq' in constraints
+    assert UserTaskStatus.objects.get().concurrency_key is None
+
+
+def test_the_new_counters_are_exported_at_zero_for_every_user_task():
+    from tests.celery import app  # pylint: disable=import-outside-toplevel
+    from user_tasks.metrics import prometheus  # pylint: disable=import-outside-toplevel
+    prometheus.initialise_tasks(app)
+    assert REGISTRY.get_sample_value('user_tasks_deduplicated_total', {'task': KEYED}) is not None
+    for reason in ('limit', 'arguments'):
+        assert REGISTRY.get_sample_value('user_tasks_rejected_total', {'task': LIMITED, 'reason': reason}) is not None

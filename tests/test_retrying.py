@@ -65,6 +65,20 @@ def test_owner_retries_a_failed_or_canceled_task(api, owner, state):  # noqa: F8
     assert retrying.retried_as(old_now) == new
 
 
+def test_retries_are_counted_as_an_api_operation(api, owner):  # noqa: F811
+    from prometheus_client import REGISTRY  # pylint: disable=import-outside-toplevel
+
+    def count(code_class):
+        return REGISTRY.get_sample_value('user_tasks_api_requests_total',
+                                         {'operation': 'retry', 'code_class': code_class}) or 0
+    before = count('2xx'), count('4xx')
+    old = ended(flaky_task, owner)
+    client = as_api(api, owner)
+    client.post(retry_url(old))
+    client.post(retry_url(old))  # 409: already tried again
+    assert (count('2xx') - before[0], count('4xx') - before[1]) == (1, 1)
+
+
 def test_superuser_retries_for_the_owner(api, owner, superuser):  # noqa: F811
     old = ended(flaky_task, owner)
     assert as_api(api, superuser).post(retry_url(old)).status_code == 201
