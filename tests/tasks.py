@@ -202,8 +202,9 @@ class RetryableSampleTask(SampleTask):  # pylint: disable=abstract-method
 
 
 @shared_task(base=RetryableSampleTask, bind=True)
-def flaky_task(self, user_id, failure_flag=None, label='flaky', **kwargs):  # pylint: disable=unused-argument
-    """Fail while the file ``failure_flag`` exists (a transient failure), else succeed."""
+def flaky_task(self, user_id, failure_flag=None, label='flaky', delay=0, **kwargs):  # pylint: disable=unused-argument
+    """After ``delay`` seconds, fail while the file ``failure_flag`` exists (a transient failure), else succeed."""
+    time.sleep(delay)
     if failure_flag and os.path.exists(failure_flag):
         raise RuntimeError('the service is down')
     return label
