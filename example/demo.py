@@ -3,8 +3,9 @@
 Migrates the demo database, starts a ``celery worker`` (``filesystem://`` broker) and the
 Django dev server as child processes, creates the user ``demo`` with a fresh password, and
 starts four sample tasks: a Studio-style course export (a file artifact, visible stages;
-published twice, as a double click does, it starts once), an export that fails, a chain of two tasks and a long job to cancel.  It prints the URLs of the
-pages, the REST API and the metrics, then follows the tasks until Ctrl-C.
+published twice, as a double click does, it starts once), an export that fails, a chain
+of two tasks and a long job to cancel.  It prints the URLs of the pages, the REST API and
+the metrics, then follows the tasks until Ctrl-C.
 
 With ``DEMO_ONCE=1`` it runs the scenario to its end instead: it cancels the long job
 itself through the task page's Cancel form, checks every task over HTTP (pages, poll feed,
