@@ -15,6 +15,7 @@ from tests.rest_fixtures import (  # noqa: F401  pylint: disable=unused-import
     API, api, owner, rules_added, stranger, superuser,
 )
 from tests.tasks import flaky_task, guarded_task, keyed_task, sample_task
+from tests.unit_tasks import parked_task
 from user_tasks import retrying
 from user_tasks.exceptions import RetryRefused
 from user_tasks.models import UserTaskStatus
@@ -22,6 +23,7 @@ from user_tasks.models import UserTaskStatus
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls('tests.urls_with_pages')]
 
 FLAKY = 'tests.tasks.flaky_task'
+PARKED = 'tests.unit_tasks.parked_task'
 
 
 def ended(task, user, state=UserTaskStatus.FAILED, **kwargs):
@@ -52,14 +54,15 @@ def as_api(client, user):
 
 @pytest.mark.parametrize('state', [UserTaskStatus.FAILED, UserTaskStatus.CANCELED])
 def test_owner_retries_a_failed_or_canceled_task(api, owner, state):  # noqa: F811
-    old = ended(flaky_task, owner, state, label='report', failure_flag=None)
+    # parked_task's queue has no consumer (the session's in-process worker may be running).
+    old = ended(parked_task, owner, state, label='report', extra=[1, {'a': None}])
     response = as_api(api, owner).post(retry_url(old))
     assert response.status_code == 201, response.content
-    new = UserTaskStatus.objects.exclude(pk=old.pk).get(task_class=FLAKY)
+    new = UserTaskStatus.objects.exclude(pk=old.pk).get(task_class=PARKED)
     assert response['Location'] == f'http://testserver{API}tasks/{new.uuid}/'
     assert response.json()['name'] == new.name and response.json()['state'] == UserTaskStatus.PENDING
     assert (new.user_id, new.arguments) == (owner.pk, old.arguments)
-    assert new.arguments == {'args': [owner.pk], 'kwargs': {'label': 'report', 'failure_flag': None}}
+    assert new.arguments == {'args': [owner.pk], 'kwargs': {'label': 'report', 'extra': [1, {'a': None}]}}
     old_now = UserTaskStatus.objects.get(pk=old.pk)
     assert (old_now.state, old_now.retried_as) == (state, new.uuid)  # the old row stays and links
     assert retrying.retried_as(old_now) == new

@@ -34,3 +34,15 @@ def canceling_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
 def loose_task(self, *args, **kwargs):  # pylint: disable=unused-argument
     """Takes anything, so Celery's own argument check cannot catch a missing ``user_id``."""
     return len(args)
+
+
+class ParkedRetryableTask(UserTask):  # pylint: disable=abstract-method
+    """Retryable, and routed to a queue no worker consumes: its rows stay as the test leaves them."""
+
+    retryable = True
+
+
+@shared_task(base=ParkedRetryableTask, bind=True, queue='user_tasks_unit_unconsumed')
+def parked_task(self, user_id, label='parked', **kwargs):  # pylint: disable=unused-argument
+    """Never run: a retry of it stays Pending even while the in-process worker runs."""
+    return label
