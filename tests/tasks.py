@@ -163,6 +163,12 @@ def plain_noop_task(user_id, **kwargs):  # pylint: disable=unused-argument
     return None
 
 
+@shared_task(base=SampleTask, bind=True)
+def spawning_task(self, user_id, other_user_id, **kwargs):  # pylint: disable=unused-argument
+    """Publish a lone task for another user from inside a body (a canvas member's own work)."""
+    return sample_task.delay(other_user_id, label='spawned').id
+
+
 # -- OEP-3: identical tasks, per-user limits, retry (user_tasks.admission, user_tasks.retrying) --
 
 class OncePerLabelTask(SampleTask):  # pylint: disable=abstract-method

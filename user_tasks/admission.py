@@ -164,7 +164,7 @@ def _storable(task, args, kwargs):
             f'{task.name} is retryable, so its arguments must be JSON to be kept: {exc}') from exc
     bound = settings.USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES
     size = len(text.encode('utf-8'))
-    if bound is not None and size > bound:
+    if size > bound:
         lifecycle.announce_refused(UserTaskStatus, lifecycle.REJECTED, task=task.name, reason=ARGUMENTS)
         raise ArgumentsNotStorable(
             f'{task.name} is retryable, so its arguments are kept, but they take {size} bytes as JSON, '

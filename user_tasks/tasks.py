@@ -15,7 +15,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router, transaction
 
-from user_tasks import admission, canvas, metrics
+from user_tasks import admission, canvas, canvas_owners, metrics
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -134,6 +134,7 @@ class UserTaskMixin:
         identical active task's AsyncResult is returned without sending anything, and a
         publish over the per-user limit raises ``TooManyActiveTasks``.
         """
+        canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
         task_id = task_id or uuid()
         admitted = admission.admit(self, args, kwargs, task_id, options, _has_concurrency_key(type(self)))
@@ -156,6 +157,11 @@ class UserTaskMixin:
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
         transaction.on_commit(publish, using=connection.alias)
         return self.AsyncResult(task_id)
+
+    def apply(self, args=None, kwargs=None, *more, **options):  # pylint: disable=keyword-arg-before-vararg
+        """Run the task eagerly, refusing it first when its canvas mixes users (as ``apply_async`` does)."""
+        canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
+        return super().apply(args, kwargs, *more, **options)
 
     def __call__(self, *args, **kwargs):
         """Run the task body unless its status ended before it started (canceled or expired)."""
@@ -205,9 +211,16 @@ def reap_stale_user_tasks():
 
 
 @shared_task(name='user_tasks.tasks.terminate_canceled_task')
-def terminate_canceled_task(task_id):
-    """Terminate a task canceled while running that has not stopped by itself within its grace period."""
-    if UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.CANCELED, finished__isnull=True).exists():
+def terminate_canceled_task(task_id, deleted=False):
+    """
+    Terminate a task canceled while running that has not stopped by itself within its grace period.
+
+    ``deleted``: the row was deleted after its cancel (``user_tasks.deletion``), so no row
+    tells whether the work stopped; terminating a task id no worker runs does nothing.
+    """
+    row = UserTaskStatus.objects.filter(task_id=task_id).values('state', 'finished').first()
+    if (row is None and deleted) or (
+            row is not None and row['state'] == UserTaskStatus.CANCELED and row['finished'] is None):
         LOG.warning('Terminating canceled user task %s, still running after its grace period', task_id)
         from user_tasks import signals  # pylint: disable=import-outside-toplevel
         signals.celery_app.control.revoke(task_id, terminate=True, signal='SIGTERM')
