@@ -145,6 +145,13 @@ def test_the_database_refuses_a_second_active_row_with_the_key(user):
                                   concurrency_key='k')
 
 
+def test_a_key_with_a_nul_character_is_stored_as_its_digest(user):
+    first = publish(keyed_task, user, key='course\x00one')
+    stored = UserTaskStatus.objects.get(task_id=first.id).concurrency_key
+    assert stored.startswith('sha256:') and '\x00' not in stored
+    assert publish(keyed_task, user, key='course\x00one').id == first.id
+
+
 def test_a_long_key_is_stored_as_its_digest(user):
     key = 'x' * (MAX_KEY_LENGTH + 1)
     first = publish(keyed_task, user, key=key)
@@ -280,6 +287,7 @@ def test_retryable_tasks_keep_their_arguments_as_json(user):
 
 @pytest.mark.parametrize('value, reason', [
     (object(), 'must be JSON'), ({1, 2}, 'must be JSON'), (float('nan'), 'must be JSON'),
+    ('a\x00b', 'NUL character'), ([{'k\x00': 1}], 'NUL character'),
 ])
 def test_arguments_that_are_not_json_are_refused_at_publish(user, published, value, reason):
     before = metric('user_tasks_rejected_total', task='tests.tasks.flaky_task', reason='arguments')

@@ -149,8 +149,9 @@ def _stored_key(key):
     if key is None:
         return None
     key = str(key)
-    if len(key) > MAX_KEY_LENGTH:
-        return 'sha256:' + hashlib.sha256(key.encode('utf-8')).hexdigest()
+    # PostgreSQL cannot store a NUL character in a text column: such keys go in as digests too.
+    if len(key) > MAX_KEY_LENGTH or '\x00' in key:
+        return 'sha256:' + hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()
     return key
 
 
@@ -162,6 +163,11 @@ def _storable(task, args, kwargs):
         lifecycle.announce_refused(UserTaskStatus, lifecycle.REJECTED, task=task.name, reason=ARGUMENTS)
         raise ArgumentsNotStorable(
             f'{task.name} is retryable, so its arguments must be JSON to be kept: {exc}') from exc
+    if _has_nul(json.loads(text)):
+        lifecycle.announce_refused(UserTaskStatus, lifecycle.REJECTED, task=task.name, reason=ARGUMENTS)
+        raise ArgumentsNotStorable(
+            f'{task.name} is retryable, so its arguments are kept, but they contain a NUL character, '
+            'which PostgreSQL cannot store')
     bound = settings.USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES
     size = len(text.encode('utf-8'))
     if size > bound:
@@ -170,6 +176,17 @@ def _storable(task, args, kwargs):
             f'{task.name} is retryable, so its arguments are kept, but they take {size} bytes as JSON, '
             f'more than USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES ({bound})')
     return json.loads(text)
+
+
+def _has_nul(value):
+    """Whether a JSON value holds a NUL character in any string or key."""
+    if isinstance(value, str):
+        return '\x00' in value
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any('\x00' in key or _has_nul(item) for key, item in value.items())
+    return False
 
 
 def _check_user(user_id, cause=None):
