@@ -375,3 +375,13 @@ def test_the_new_counters_are_exported_at_zero_for_every_user_task():
     assert REGISTRY.get_sample_value('user_tasks_deduplicated_total', {'task': KEYED}) is not None
     for reason in ('limit', 'arguments'):
         assert REGISTRY.get_sample_value('user_tasks_rejected_total', {'task': LIMITED, 'reason': reason}) is not None
+
+
+@pytest.mark.django_db(transaction=False)
+def test_under_testcase_keyed_and_limited_publishes_behave_as_in_autocommit(user, published):
+    first = publish(keyed_task, user, label='k')
+    assert publish(keyed_task, user, label='k').id == first.id
+    admitted = [publish(limited_task, user).id, publish(limited_task, user).id]
+    with pytest.raises(TooManyActiveTasks):
+        publish(limited_task, user)
+    assert published.task_ids() == [first.id, *admitted]

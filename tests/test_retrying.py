@@ -283,3 +283,15 @@ def test_try_again_twice_shows_why_not(owner):  # noqa: F811
     client.post(page_retry(old))
     response = client.post(page_retry(old))
     assert response.status_code == 409 and 'already been tried again' in response.content.decode()
+
+
+# -- a host's test suite (Django TestCase: transactions that never commit) ------------------
+
+@pytest.mark.django_db(transaction=False)
+def test_under_testcase_the_retry_is_published_at_once(api, owner, published):  # noqa: F811
+    old = ended(parked_task, owner)
+    assert old.task_id in published.task_ids()  # TestCase's blocks count as autocommit (issue 11)
+    response = as_api(api, owner).post(retry_url(old))
+    assert response.status_code == 201
+    new = UserTaskStatus.objects.get(uuid=UserTaskStatus.objects.get(pk=old.pk).retried_as)
+    assert new.task_id in published.task_ids()

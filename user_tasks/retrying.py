@@ -14,11 +14,12 @@ both ask the ``user_tasks.retry_usertaskstatus`` object permission first.
 """
 from celery import current_app
 from celery.utils import uuid
-from django.db import router, transaction
+from django.db import router
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from user_tasks import commit
 from user_tasks.exceptions import RetryRefused
 from user_tasks.models import UserTaskStatus
 from user_tasks.tasks import UserTaskMixin
@@ -71,7 +72,7 @@ def retry(status):
     (nothing written, nothing sent) or ``ArgumentsNotStorable``.
     """
     alias = router.db_for_write(UserTaskStatus)
-    with transaction.atomic(using=alias):
+    with commit.atomic(using=alias):  # the publish waits for it (and for the caller's commit)
         # Locked until the new row is linked: a second, concurrent "Try again" waits, then sees the link.
         locked = UserTaskStatus.objects.select_for_update().get(pk=status.pk)
         task = check(locked)

@@ -13,9 +13,10 @@ from functools import lru_cache, partial
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 from celery.utils import uuid
-from django.db import router, transaction
+from django.db import router
 
 from user_tasks import admission, canvas, canvas_owners, metrics
+from user_tasks.commit import after_commit, in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -126,6 +127,8 @@ class UserTaskMixin:
         """
         Publish the task; inside a transaction, record it now and publish after commit.
 
+        Django ``TestCase``'s own atomic blocks do not count (``user_tasks.commit``).
+
         The row is written in the caller's transaction (so it rolls back with it) and
         the message is only sent once that transaction commits, so a worker never sees
         a task whose row it cannot read.  The AsyncResult is returned at once.
@@ -140,9 +143,9 @@ class UserTaskMixin:
         admitted = admission.admit(self, args, kwargs, task_id, options, _has_concurrency_key(type(self)))
         if admitted is not None and not admitted.created:
             return self.AsyncResult(admitted.status.task_id)
-        connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
+        using = router.db_for_write(UserTaskStatus)
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
-                or not connection.in_atomic_block):
+                or not in_transaction(using)):
             try:
                 return super().apply_async(args, kwargs, task_id=task_id, **options)
             except Exception:
@@ -155,7 +158,9 @@ class UserTaskMixin:
         # pool by commit time: the deferred publish acquires its own.
         options.pop('producer', None)
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
-        transaction.on_commit(publish, using=connection.alias)
+        # Inside one of the library's own blocks (``commit.atomic``, e.g. a retry) the publish
+        # waits for that block, then for the caller's commit, if there is one.
+        after_commit(publish, using)
         return self.AsyncResult(task_id)
 
     def apply(self, args=None, kwargs=None, *more, **options):  # pylint: disable=keyword-arg-before-vararg
