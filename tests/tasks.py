@@ -9,7 +9,7 @@ from user_tasks.models import UserTaskArtifact
 from user_tasks.tasks import UserTask
 
 
-class SampleTask(UserTask):  # pylint: disable=abstract-method
+class SampleTask(UserTask):
     """Counts its steps from ``steps`` and names itself after ``label``."""
 
     @staticmethod
@@ -22,7 +22,7 @@ class SampleTask(UserTask):  # pylint: disable=abstract-method
 
 
 @shared_task(base=SampleTask, bind=True)
-def sample_task(self, user_id, label='task', steps=1, **kwargs):  # pylint: disable=unused-argument
+def sample_task(self, user_id, label='task', steps=1, **kwargs):
     """Complete ``steps`` steps and write an Output artifact."""
     for _ in range(steps):
         self.status.increment_completed_steps()
@@ -31,18 +31,18 @@ def sample_task(self, user_id, label='task', steps=1, **kwargs):  # pylint: disa
 
 
 @shared_task(base=SampleTask, bind=True)
-def noop_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def noop_task(self, user_id, **kwargs):
     """Do nothing: the cheapest user task."""
     return None
 
 
 @shared_task(base=SampleTask, bind=True)
-def failing_task(self, user_id, message='it broke', **kwargs):  # pylint: disable=unused-argument
+def failing_task(self, user_id, message='it broke', **kwargs):
     raise ValueError(message)
 
 
 @shared_task(base=SampleTask, bind=True, max_retries=2, default_retry_delay=0)
-def retrying_task(self, user_id, succeed_on=2, **kwargs):  # pylint: disable=unused-argument
+def retrying_task(self, user_id, succeed_on=2, **kwargs):
     """Retry until attempt ``succeed_on`` (1-based), then succeed."""
     if self.request.retries + 1 < succeed_on:
         raise self.retry(exc=RuntimeError('not yet'), countdown=0)
@@ -50,7 +50,7 @@ def retrying_task(self, user_id, succeed_on=2, **kwargs):  # pylint: disable=unu
 
 
 @shared_task(base=SampleTask, bind=True)
-def slow_task(self, user_id, steps=10, delay=0.2, **kwargs):  # pylint: disable=unused-argument
+def slow_task(self, user_id, steps=10, delay=0.2, **kwargs):
     """Take ``steps`` steps of ``delay`` seconds each, checking for cancellation at each."""
     for _ in range(steps):
         time.sleep(delay)
@@ -59,7 +59,7 @@ def slow_task(self, user_id, steps=10, delay=0.2, **kwargs):  # pylint: disable=
 
 
 @shared_task(base=SampleTask, bind=True)
-def custom_state_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def custom_state_task(self, user_id, **kwargs):
     self.status.set_state('Exporting')
     self.status.increment_completed_steps()
     self.status.set_state('Compressing')
@@ -67,12 +67,12 @@ def custom_state_task(self, user_id, **kwargs):  # pylint: disable=unused-argume
 
 
 @shared_task(base=SampleTask, name='custom.registered.name', bind=True)
-def custom_named_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def custom_named_task(self, user_id, **kwargs):
     return self.name
 
 
 @shared_task(base=SampleTask)
-def unbound_task(user_id, label='unbound', **kwargs):  # pylint: disable=unused-argument
+def unbound_task(user_id, label='unbound', **kwargs):
     return label
 
 
@@ -86,12 +86,12 @@ def logged(function):
 
 @shared_task(base=SampleTask, bind=True)
 @logged
-def decorated_task(self, user_id, label='decorated', **kwargs):  # pylint: disable=unused-argument
+def decorated_task(self, user_id, label='decorated', **kwargs):
     return label
 
 
 @shared_task(base=SampleTask, bind=True)
-def varargs_task(self, user_id, *args, **kwargs):  # pylint: disable=unused-argument
+def varargs_task(self, user_id, *args, **kwargs):
     return len(args)
 
 
@@ -102,7 +102,7 @@ def plain_task(*args, **kwargs):
 
 
 @shared_task(base=SampleTask, bind=True)
-def counting_task(self, user_id, steps=1, **kwargs):  # pylint: disable=unused-argument
+def counting_task(self, user_id, steps=1, **kwargs):
     """Take ``steps`` single steps, then write a ``Counted`` artifact with the count the database holds."""
     for _ in range(steps):
         self.status.increment_completed_steps()
@@ -119,14 +119,14 @@ def _mark(marker, text):
 
 
 @shared_task(base=SampleTask, bind=True)
-def marker_task(self, user_id, marker=None, **kwargs):  # pylint: disable=unused-argument
+def marker_task(self, user_id, marker=None, **kwargs):
     """Write ``ran`` to ``marker``: proves whether the body ran at all."""
     _mark(marker, 'ran')
     return 'ran'
 
 
 @shared_task(base=SampleTask, bind=True)
-def stepping_task(self, user_id, steps=10, delay=0.2, marker=None, **kwargs):  # pylint: disable=unused-argument
+def stepping_task(self, user_id, steps=10, delay=0.2, marker=None, **kwargs):
     """Like ``slow_task``, writing ``step N`` to ``marker`` after each step and ``done`` at the end."""
     _mark(marker, f'started {os.getpid()}')
     for step in range(steps):
@@ -138,7 +138,7 @@ def stepping_task(self, user_id, steps=10, delay=0.2, marker=None, **kwargs):  #
 
 
 @shared_task(base=SampleTask, bind=True)
-def sleepy_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: disable=unused-argument
+def sleepy_task(self, user_id, seconds=30, marker=None, **kwargs):
     """Sleep ``seconds`` without a single progress call (cancellation cannot reach it cooperatively)."""
     _mark(marker, f'started {os.getpid()}')
     deadline = time.monotonic() + seconds
@@ -149,7 +149,7 @@ def sleepy_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: di
 
 
 @shared_task(base=SampleTask, bind=True, time_limit=2)
-def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: disable=unused-argument
+def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):
     """Sleep past its hard time limit of 2 s (the worker's main process kills the child)."""
     _mark(marker, f'started {os.getpid()}')
     time.sleep(seconds)
@@ -158,20 +158,20 @@ def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):  # pyli
 
 
 @shared_task
-def plain_noop_task(user_id, **kwargs):  # pylint: disable=unused-argument
+def plain_noop_task(user_id, **kwargs):
     """``noop_task``'s body as a plain Celery task (no status row): the throughput baseline."""
     return None
 
 
 @shared_task(base=SampleTask, bind=True)
-def spawning_task(self, user_id, other_user_id, **kwargs):  # pylint: disable=unused-argument
+def spawning_task(self, user_id, other_user_id, **kwargs):
     """Publish a lone task for another user from inside a body (a canvas member's own work)."""
     return sample_task.delay(other_user_id, label='spawned').id
 
 
 # -- OEP-3: identical tasks, per-user limits, retry (user_tasks.admission, user_tasks.retrying) --
 
-class OncePerLabelTask(SampleTask):  # pylint: disable=abstract-method
+class OncePerLabelTask(SampleTask):
     """One active task per user and ``label`` (or ``key``, when given)."""
 
     @classmethod
@@ -180,35 +180,35 @@ class OncePerLabelTask(SampleTask):  # pylint: disable=abstract-method
 
 
 @shared_task(base=OncePerLabelTask, bind=True)
-def keyed_task(self, user_id, label='task', seconds=0, marker=None, key=None, **kwargs):  # pylint: disable=unused-argument
+def keyed_task(self, user_id, label='task', seconds=0, marker=None, key=None, **kwargs):
     """Write ``ran <label>`` to ``marker``, then sleep ``seconds`` (so it stays active)."""
     _mark(marker, f'ran {label}')
     time.sleep(seconds)
     return label
 
 
-class TwoPerUserTask(SampleTask):  # pylint: disable=abstract-method
+class TwoPerUserTask(SampleTask):
     """At most two active per user."""
 
     max_active_per_user = 2
 
 
 @shared_task(base=TwoPerUserTask, bind=True)
-def limited_task(self, user_id, seconds=0, marker=None, **kwargs):  # pylint: disable=unused-argument
+def limited_task(self, user_id, seconds=0, marker=None, **kwargs):
     """Write ``ran <task id>`` to ``marker``, then sleep ``seconds``."""
     _mark(marker, f'ran {self.request.id}')
     time.sleep(seconds)
     return self.request.id
 
 
-class RetryableSampleTask(SampleTask):  # pylint: disable=abstract-method
+class RetryableSampleTask(SampleTask):
     """Keeps its arguments so a failure can be tried again."""
 
     retryable = True
 
 
 @shared_task(base=RetryableSampleTask, bind=True)
-def flaky_task(self, user_id, failure_flag=None, label='flaky', delay=0, **kwargs):  # pylint: disable=unused-argument
+def flaky_task(self, user_id, failure_flag=None, label='flaky', delay=0, **kwargs):
     """After ``delay`` seconds, fail while the file ``failure_flag`` exists (a transient failure), else succeed."""
     time.sleep(delay)
     if failure_flag and os.path.exists(failure_flag):
@@ -216,7 +216,7 @@ def flaky_task(self, user_id, failure_flag=None, label='flaky', delay=0, **kwarg
     return label
 
 
-class RetryableOncePerLabelTask(OncePerLabelTask):  # pylint: disable=abstract-method
+class RetryableOncePerLabelTask(OncePerLabelTask):
     """Keyed, limited to three per user, and retryable: all three hooks, as the Studio example."""
 
     max_active_per_user = 3
@@ -224,7 +224,7 @@ class RetryableOncePerLabelTask(OncePerLabelTask):  # pylint: disable=abstract-m
 
 
 @shared_task(base=RetryableOncePerLabelTask, bind=True)
-def guarded_task(self, user_id, label='task', seconds=0, fail=False, **kwargs):  # pylint: disable=unused-argument
+def guarded_task(self, user_id, label='task', seconds=0, fail=False, **kwargs):
     """Sleep ``seconds``, then fail when ``fail``."""
     time.sleep(seconds)
     if fail:

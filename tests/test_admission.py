@@ -50,7 +50,7 @@ def events():
     """Every lifecycle event delivered, as (kind, status, details)."""
     seen = []
 
-    def record(sender, status=None, kind=None, signal=None, **details):  # pylint: disable=unused-argument
+    def record(sender, status=None, kind=None, signal=None, **details):
         seen.append((kind, status, details))
     lifecycle.event.connect(record, weak=False, dispatch_uid='tests.admission.events')
     yield seen
@@ -135,7 +135,7 @@ def test_retrying_and_custom_stages_keep_the_key(user):
 
 
 def test_the_database_refuses_a_second_active_row_with_the_key(user):
-    from django.db import IntegrityError  # pylint: disable=import-outside-toplevel
+    from django.db import IntegrityError
     first = publish(keyed_task, user, label='k')
     with pytest.raises(IntegrityError), transaction.atomic():
         UserTaskStatus.objects.create(user=user, task_id='raw', task_class=KEYED, name='x', total_steps=1,
@@ -185,7 +185,7 @@ def test_canvas_members_are_not_deduplicated(user):
 
 
 def test_a_broker_refusal_frees_the_key(user, monkeypatch):
-    from celery import Task  # pylint: disable=import-outside-toplevel
+    from celery import Task
 
     def refuse(*args, **kwargs):
         raise ConnectionError('broker down')
@@ -197,7 +197,7 @@ def test_a_broker_refusal_frees_the_key(user, monkeypatch):
     assert publish(keyed_task, user, label='k').id == rows(KEYED)[0].task_id
 
 
-def test_eager_runs_are_admitted_too(eager, user):  # pylint: disable=unused-argument
+def test_eager_runs_are_admitted_too(eager, user):
     first = keyed_task.apply_async((user.pk,), {'label': 'k'})
     row = UserTaskStatus.objects.get(task_id=first.id)
     assert (row.state, row.concurrency_key) == (UserTaskStatus.SUCCEEDED, None)
@@ -205,7 +205,7 @@ def test_eager_runs_are_admitted_too(eager, user):  # pylint: disable=unused-arg
     assert second.id != first.id and len(rows(KEYED)) == 2
 
 
-def test_a_missing_or_unknown_user_is_refused_as_any_publish(user):  # pylint: disable=unused-argument
+def test_a_missing_or_unknown_user_is_refused_as_any_publish(user):
     with pytest.raises(TypeError, match='must include the user_id'):
         keyed_task.apply_async((), {'label': 'k'}, queue=UNCONSUMED_QUEUE)
     with pytest.raises(TypeError, match='Invalid user_id: 987654'):
@@ -346,7 +346,7 @@ def test_statement_budgets_of_admitted_publishes(user):
 
 def test_migration_0008_reverses_and_reapplies(user):
     """Additive and reversible: back to 0007 the columns and the constraint are gone; forward again, they return."""
-    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
+    from django.core.management import call_command
     table = UserTaskStatus._meta.db_table
     publish(sample_task, user)
 
@@ -369,8 +369,8 @@ def test_migration_0008_reverses_and_reapplies(user):
 
 
 def test_the_new_counters_are_exported_at_zero_for_every_user_task():
-    from tests.celery import app  # pylint: disable=import-outside-toplevel
-    from user_tasks.metrics import prometheus  # pylint: disable=import-outside-toplevel
+    from tests.celery import app
+    from user_tasks.metrics import prometheus
     prometheus.initialise_tasks(app)
     assert REGISTRY.get_sample_value('user_tasks_deduplicated_total', {'task': KEYED}) is not None
     for reason in ('limit', 'arguments'):

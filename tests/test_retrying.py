@@ -11,8 +11,13 @@ from django.test.utils import override_settings
 from django.urls import reverse
 
 from tests.conftest import UNCONSUMED_QUEUE, wait_until
-from tests.rest_fixtures import (  # noqa: F401  pylint: disable=unused-import
-    API, api, owner, rules_added, stranger, superuser,
+from tests.rest_fixtures import (  # noqa: F401
+    API,
+    api,
+    owner,
+    rules_added,
+    stranger,
+    superuser,
 )
 from tests.tasks import flaky_task, guarded_task, keyed_task, sample_task
 from tests.unit_tasks import parked_task
@@ -69,7 +74,7 @@ def test_owner_retries_a_failed_or_canceled_task(api, owner, state):  # noqa: F8
 
 
 def test_retries_are_counted_as_an_api_operation(api, owner):  # noqa: F811
-    from prometheus_client import REGISTRY  # pylint: disable=import-outside-toplevel
+    from prometheus_client import REGISTRY
 
     def count(code_class):
         return REGISTRY.get_sample_value('user_tasks_api_requests_total',
@@ -141,7 +146,7 @@ def test_rows_without_kept_arguments_are_not_retryable(api, owner):  # noqa: F81
 
 
 def test_canvas_members_and_containers_are_not_retryable(owner):  # noqa: F811
-    from celery import group  # pylint: disable=import-outside-toplevel
+    from celery import group
     group(flaky_task.si(owner.pk), flaky_task.si(owner.pk)).apply_async(queue=UNCONSUMED_QUEUE)
     for row in UserTaskStatus.objects.all():
         row.fail('x')

@@ -1,8 +1,12 @@
-"""Exceptions raised by user_tasks."""
+"""
+Exceptions raised by user_tasks.
+
+Layer: leaf.  Imports nothing of user_tasks (Django's translation only).
+"""
 from django.utils.translation import ngettext
 
 
-class TaskCanceledException(RuntimeError):
+class TaskCanceledException(RuntimeError):  # noqa: N818  a public name since django-user-tasks 1.0
     """Raised inside a running task whose status has been canceled, to stop its work."""
 
 
@@ -15,7 +19,7 @@ class MixedOwnersError(ValueError):
     """
 
 
-class TooManyActiveTasks(RuntimeError):
+class TooManyActiveTasks(RuntimeError):  # noqa: N818  the name OEP-3's issue gives it
     """
     Raised by a publish that would give a user more active tasks of a class than its limit.
 
@@ -33,7 +37,7 @@ class TooManyActiveTasks(RuntimeError):
             limit) % {'limit': limit, 'task': task_name})
 
 
-class ArgumentsNotStorable(ValueError):
+class ArgumentsNotStorable(ValueError):  # noqa: N818  named like TooManyActiveTasks, its sibling
     """
     Raised by a publish of a ``retryable`` task whose arguments cannot be kept to try it again.
 
@@ -42,7 +46,7 @@ class ArgumentsNotStorable(ValueError):
     """
 
 
-class RetryRefused(Exception):
+class RetryRefused(Exception):  # noqa: N818  named like TooManyActiveTasks, its sibling
     """
     Raised when a task cannot be tried again; ``reason`` says why, ``str(exc)`` says it to a user.
 

@@ -5,6 +5,10 @@ A task opts in to status tracking by using ``UserTask`` as its base (or mixing
 ``UserTaskMixin`` into its own base).  Its first argument, or a keyword, is the
 ``user_id`` of the user who triggered it.  Inside the task, ``self.status`` is its
 ``UserTaskStatus`` row, through which it reports progress.
+
+Layer: Celery.  Imports the operations (``canvas``, ``recovery``, ``retention``), the
+domain, the hub and the leaves; observers wrap a task body through
+``lifecycle.around(EXECUTE, ...)``, so nothing here imports ``user_tasks.metrics``.
 """
 import inspect
 import logging
@@ -15,7 +19,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router
 
-from user_tasks import admission, canvas, canvas_owners, metrics
+from user_tasks import admission, canvas, canvas_owners, control, lifecycle, recovery, retention, utils
 from user_tasks.commit import after_commit, in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
@@ -28,7 +32,18 @@ class UserTaskMixin:
     Status tracking for a Celery task triggered by a user.
 
     Override ``calculate_total_steps`` and ``generate_name`` to give the status row a
-    meaningful size and name; both receive the task's arguments as a dict.
+    meaningful size and name; both receive the task's arguments as a dict.  The first
+    argument of the task function (or the ``user_id`` keyword) names the user.
+
+    Example::
+
+        @shared_task(base=UserTask, bind=True)
+        def export_course(self, user_id, course_key, user_task_name=None, **kwargs):
+            self.status.set_state('Exporting')
+            ...
+            self.status.increment_completed_steps()
+
+        export_course.delay(request.user.pk, 'course-v1:edX+Demo+2026')
 
     OEP-3 (see ``user_tasks.admission``): override ``concurrency_key`` to prevent identical
     concurrent tasks, set ``max_active_per_user`` to cap a user's active tasks of the class,
@@ -40,6 +55,8 @@ class UserTaskMixin:
     max_active_per_user = None
     #: Keep the call's arguments (JSON) so a Failed or Canceled task can be tried again.
     retryable = False
+    #: What ``user_tasks.utils.is_user_task`` looks for (``USER_TASK_MARKER``).
+    tracks_user_task_status = True
 
     def __init_subclass__(cls, **kwargs):
         """Let Celery's argument check accept ``user_task_name`` for functions that cannot take it.
@@ -49,18 +66,26 @@ class UserTaskMixin:
         """
         super().__init_subclass__(**kwargs)
         header = cls.__dict__.get('__header__')
-        if header is None or 'run' not in cls.__dict__ or _accepts_keyword(cls, 'user_task_name'):
+        if header is None or 'run' not in cls.__dict__ or _accepts_keyword(cls, utils.NAME_KEYWORD):
             return
         check = header.__func__ if isinstance(header, staticmethod) else header
 
         def check_arguments(*args, **call_kwargs):
-            call_kwargs.pop('user_task_name', None)
+            call_kwargs.pop(utils.NAME_KEYWORD, None)
             return check(*args, **call_kwargs)
         cls.__header__ = staticmethod(check_arguments)
 
     @property
     def status(self):
-        """The ``UserTaskStatus`` of the running invocation, created if the publisher did not record one."""
+        """
+        The ``UserTaskStatus`` of the running invocation, created if the publisher did not record one.
+
+        Returns:
+            UserTaskStatus: the row (cached on the request for the rest of the attempt).
+
+        Raises:
+            TypeError: no row exists and the invocation's ``user_id`` is missing or unknown.
+        """
         request = self.request
         status = getattr(request, 'user_task_status', None)
         if status is None or status.task_id != request.id:
@@ -77,10 +102,18 @@ class UserTaskMixin:
 
         Var-positional values sit under ``args`` and var-keyword values under ``kwargs``;
         defaults are filled in.  Decorated functions are read through ``__wrapped__``.
+
+        Returns:
+            dict: parameter name -> value.
+
+        Example::
+
+            # def export_course(self, user_id, course_key, *args, **kwargs)
+            export_course.arguments_as_dict(7, 'course-v1:x', 'a', flag=True)
+            # {'user_id': 7, 'course_key': 'course-v1:x', 'args': ('a',), 'kwargs': {'flag': True}}
         """
         signature = _run_signature(cls)
-        if 'user_task_name' in kwargs and not _accepts_keyword(cls, 'user_task_name'):
-            kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
+        kwargs = _without_unaccepted_name(cls, kwargs)
         try:
             bound = signature.bind_partial(*args, **kwargs)
         except TypeError:
@@ -98,32 +131,67 @@ class UserTaskMixin:
         return arguments
 
     @staticmethod
-    def calculate_total_steps(arguments_dict):  # pylint: disable=unused-argument
-        """The number of steps this invocation will take; 1 unless overridden."""
+    def calculate_total_steps(arguments_dict):  # noqa: ARG004  a hook: overrides read the arguments
+        """
+        The number of steps this invocation will take; 1 unless overridden.
+
+        Arguments:
+            arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
+
+        Returns:
+            int: the row's ``total_steps``.
+
+        Example::
+
+            @staticmethod
+            def calculate_total_steps(arguments_dict):
+                return len(arguments_dict['course_keys'])
+        """
         return 1
 
     @classmethod
-    def generate_name(cls, arguments_dict):  # pylint: disable=unused-argument
-        """A name the triggering user will understand; the task function's name unless overridden."""
+    def generate_name(cls, arguments_dict):  # noqa: ARG003  a hook: overrides read the arguments
+        """
+        A name the triggering user will understand; the task function's name unless overridden.
+
+        Arguments:
+            arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
+
+        Returns:
+            str: the row's ``name`` (at most 255 characters).
+
+        Example::
+
+            @classmethod
+            def generate_name(cls, arguments_dict):
+                return f"Export of {arguments_dict['course_key']}"
+        """
         return inspect.unwrap(cls.run).__name__
 
     @classmethod
-    def concurrency_key(cls, arguments_dict):  # pylint: disable=unused-argument
+    def concurrency_key(cls, arguments_dict):  # noqa: ARG003  a hook: overrides read the arguments
         """
         What makes two invocations identical, as a string; None (the default) for never.
 
         While a task of this class, for the same user and with the same key, is Pending,
         In Progress or Retrying, publishing it again sends nothing and writes nothing:
-        ``apply_async`` returns the active task's AsyncResult.  For example, one export
-        per course at a time::
+        ``apply_async`` returns the active task's AsyncResult.
+
+        Arguments:
+            arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
+
+        Returns:
+            str or None: the key (``str()`` of what is returned), or None for no de-duplication.
+
+        Example::
 
             @classmethod
             def concurrency_key(cls, arguments_dict):
-                return arguments_dict['course_key_string']
+                return arguments_dict['course_key_string']   # one export per course at a time
         """
         return None
 
-    def apply_async(self, args=None, kwargs=None, task_id=None, **options):  # pylint: disable=arguments-differ
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options):
         """
         Publish the task; inside a transaction, record it now and publish after commit.
 
@@ -131,11 +199,18 @@ class UserTaskMixin:
 
         The row is written in the caller's transaction (so it rolls back with it) and
         the message is only sent once that transaction commits, so a worker never sees
-        a task whose row it cannot read.  The AsyncResult is returned at once.
+        a task whose row it cannot read.
 
         A class using the OEP-3 hooks is admitted first (``user_tasks.admission``): an
-        identical active task's AsyncResult is returned without sending anything, and a
-        publish over the per-user limit raises ``TooManyActiveTasks``.
+        identical active task's AsyncResult is returned without sending anything.
+
+        Returns:
+            celery.result.AsyncResult: at once, deferred or not.
+
+        Raises:
+            TypeError: the invocation's ``user_id`` is missing or unknown.
+            TooManyActiveTasks: the user has as many active tasks of the class as its limit.
+            ArgumentsNotStorable: a retryable task's arguments are not JSON or too large.
         """
         canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
@@ -163,7 +238,7 @@ class UserTaskMixin:
         after_commit(publish, using)
         return self.AsyncResult(task_id)
 
-    def apply(self, args=None, kwargs=None, *more, **options):  # pylint: disable=keyword-arg-before-vararg
+    def apply(self, args=None, kwargs=None, *more, **options):  # noqa: B026  Celery's own signature
         """Run the task eagerly, refusing it first when its canvas mixes users (as ``apply_async`` does)."""
         canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         return super().apply(args, kwargs, *more, **options)
@@ -174,10 +249,8 @@ class UserTaskMixin:
         if skip:
             LOG.info('Not running user task %s (%s): %s', self.request.id, self.name, skip)
             raise Ignore()
-        if 'user_task_name' in kwargs and not _accepts_keyword(type(self), 'user_task_name'):
-            kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
-        with metrics.executing(self):
-            return super().__call__(*args, **kwargs)
+        kwargs = _without_unaccepted_name(type(self), kwargs)
+        return lifecycle.around(lifecycle.EXECUTE, self, super().__call__, *args, **kwargs)
 
 
 @lru_cache(maxsize=None)
@@ -202,7 +275,14 @@ def _accepts_keyword(cls, name):
     return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
-class UserTask(UserTaskMixin, Task):  # pylint: disable=abstract-method
+def _without_unaccepted_name(cls, kwargs):
+    """``kwargs`` without the container name when the task function cannot take it."""
+    if utils.NAME_KEYWORD in kwargs and not _accepts_keyword(cls, utils.NAME_KEYWORD):
+        return {key: value for key, value in kwargs.items() if key != utils.NAME_KEYWORD}
+    return kwargs
+
+
+class UserTask(UserTaskMixin, Task):
     """Abstract base class for Celery tasks that track their status for a user."""
 
     abstract = True
@@ -211,8 +291,7 @@ class UserTask(UserTaskMixin, Task):  # pylint: disable=abstract-method
 @shared_task(name='user_tasks.tasks.reap_stale_user_tasks')
 def reap_stale_user_tasks():
     """Fail tasks whose worker died and tasks whose message never arrived (see ``user_tasks.recovery``)."""
-    from user_tasks.recovery import reap  # pylint: disable=import-outside-toplevel
-    return reap()
+    return recovery.reap()
 
 
 @shared_task(name='user_tasks.tasks.terminate_canceled_task')
@@ -227,8 +306,7 @@ def terminate_canceled_task(task_id, deleted=False):
     if (row is None and deleted) or (
             row is not None and row['state'] == UserTaskStatus.CANCELED and row['finished'] is None):
         LOG.warning('Terminating canceled user task %s, still running after its grace period', task_id)
-        from user_tasks import signals  # pylint: disable=import-outside-toplevel
-        signals.celery_app.control.revoke(task_id, terminate=True, signal='SIGTERM')
+        control.terminate(task_id)
         return True
     return False
 
@@ -236,5 +314,4 @@ def terminate_canceled_task(task_id, deleted=False):
 @shared_task(name='user_tasks.tasks.purge_old_user_tasks')
 def purge_old_user_tasks():
     """Delete finished tasks (and their artifact files) older than ``USER_TASKS_MAX_AGE``."""
-    from user_tasks.retention import purge  # pylint: disable=import-outside-toplevel
-    return purge()
+    return retention.purge()

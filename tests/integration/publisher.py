@@ -51,7 +51,7 @@ def _publish(spec, index, outcomes):
         outcomes[index] = {'task_id': result.id}
     except TooManyActiveTasks as exc:
         outcomes[index] = {'rejected': str(exc)}
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:
         outcomes[index] = {'error': f'{type(exc).__name__}: {exc}'}
     finally:
         connection.close()

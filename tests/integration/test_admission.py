@@ -34,7 +34,7 @@ SPAWN_TIMEOUT = 60
 
 
 @pytest.fixture
-def task_user(worker):  # pylint: disable=unused-argument
+def task_user(worker):
     return get_user_model().objects.create(username=f'admission-{uuid4().hex[:12]}')
 
 
@@ -49,7 +49,7 @@ def publish_at_once(worker, tmp_path, task, user, kwargs):
         # The publisher in a transaction uses InnoDB's REPEATABLE READ, where a plain SELECT reads
         # the snapshot its first read took (Django's MySQL default is READ COMMITTED).
         env = dict(worker.env(), USER_TASKS_TEST_MYSQL_ISOLATION='repeatable read' if index == 0 else '')
-        processes.append(subprocess.Popen(  # pylint: disable=consider-using-with
+        processes.append(subprocess.Popen(
             [sys.executable, '-m', 'tests.integration.publisher', json.dumps(spec)], cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
     try:
@@ -97,8 +97,8 @@ def test_simultaneous_identical_publishes_start_one_task(worker, task_user, tmp_
     assert again not in task_ids
 
 
-def outcomes_of_one(worker, tmp_path, user, marker):  # pylint: disable=unused-argument
-    from tests.tasks import keyed_task  # pylint: disable=import-outside-toplevel
+def outcomes_of_one(worker, tmp_path, user, marker):
+    from tests.tasks import keyed_task
     result = keyed_task.apply_async((user.pk,), {'label': 'course-v1:Org+Demo+2026', 'marker': marker})
     rows = wait_until_ended(user, 2)
     assert [row.state for row in rows] == [UserTaskStatus.SUCCEEDED] * 2
