@@ -21,7 +21,23 @@ direct call.
 Each event carries what its observers need, so none of them keeps side state or
 depends on the order receivers were connected in:
 
-==============  ===================================================================
+================  ==========================================================================
+kind              details (keyword arguments of ``event``, besides ``status`` and ``kind``)
+================  ==========================================================================
+``SUBMITTED``     ``queue``: the routing key of the message, when the publisher knows it
+``STARTED``       ``previous_state``: ``Pending`` or ``Retrying``
+``PROGRESS``      ``steps``: how many steps were just completed
+``RETRIED``       ``exception``: why the attempt asked to be retried (or None)
+``CANCELED``      (none) a running task was marked Canceled; it stops at its next check
+``STOPPED``       ``exception``: what ended a Failed row, when known (else None)
+``RECOVERED``     ``reason``: ``stale`` or ``pending_timeout``
+``DEDUPLICATED``  ``task``: a publish sent nothing; ``status`` is the identical active row
+``REJECTED``      ``task``, ``reason`` (``limit`` or ``arguments``): a publish was refused
+                  before anything was written; ``status`` is None
+================  ==========================================================================
+
+``DEDUPLICATED`` and ``REJECTED`` (``user_tasks.admission``) are delivered at once by
+``announce_refused``: nothing was written, so there is no commit to wait for.
 """
 import logging
 from functools import partial
