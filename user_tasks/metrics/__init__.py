@@ -15,7 +15,7 @@ from celery.signals import (
 )
 
 from user_tasks import lifecycle
-from user_tasks.metrics import prometheus, tracing, worker
+from user_tasks.metrics import multiprocess, prometheus, tracing, worker
 
 _CELERY = (
     (before_task_publish, prometheus.on_publish, 'user_tasks.metrics.publish'),
@@ -52,6 +52,9 @@ def connect():
     transitions then announce.
     """
     tracing.ENABLED = True
+    if not _state['connected']:
+        # Before the first sample: files of an earlier boot must not be reopened (reused pids).
+        multiprocess.claim()
     for signal, receiver, uid in _CELERY:
         signal.connect(receiver, dispatch_uid=uid, weak=False)
     for signal, receiver, uid in _LIFECYCLE:

@@ -132,10 +132,20 @@ def _ensure(task, queue):
     return series
 
 
+def exception_type(exc):
+    """
+    The one spelling of an exception's class, in metrics and spans alike (``error.type``).
+
+    Its qualified name, with its module unless it is a builtin: ``ValueError``,
+    ``celery.exceptions.TimeLimitExceeded``.
+    """
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == 'builtins' else f'{cls.__module__}.{cls.__qualname__}'
+
+
 def error_type(exc):
     """The bounded ``error_type`` label of an exception: its class, or ``_other`` past the cap."""
-    cls = type(exc)
-    name = cls.__qualname__ if cls.__module__ == 'builtins' else f'{cls.__module__}.{cls.__qualname__}'
+    name = exception_type(exc)
     if name in _error_types:
         return name
     if len(_error_types) >= MAX_ERROR_TYPES:
