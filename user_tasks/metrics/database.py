@@ -19,7 +19,7 @@ import threading
 import time
 from datetime import timedelta
 
-from django.db.models import Count, DateTimeField, Min
+from django.db.models import Count, DateTimeField
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
@@ -47,26 +47,35 @@ def _unfinished():
     return UserTaskStatus.objects.filter(finished__isnull=True, is_container=False)
 
 
+def queries(now):
+    """The three queries over the rows, as querysets (``usertask_active_idx`` and ``usertask_state_finished_idx``)."""
+    stale_before = now - timedelta(seconds=_seconds(settings.USER_TASKS_STALE_AFTER))
+    return {
+        'tasks': (_unfinished().exclude(state__in=UserTaskStatus.FINAL_STATES)
+                  .values_list('task_class', 'state').annotate(n=Count('id')).order_by()),
+        'oldest': (UserTaskStatus.objects.filter(state=UserTaskStatus.PENDING, finished__isnull=True,
+                                                 is_container=False)
+                   .order_by('created').values_list('created', flat=True)[:1]),
+        'stale': (_unfinished().exclude(state__in=UserTaskStatus.FINAL_STATES + UserTaskStatus.WAITING_STATES)
+                  .annotate(alive=Coalesce('heartbeat', 'started', 'modified', output_field=DateTimeField()))
+                  .filter(alive__lt=stale_before)),
+    }
+
+
 def read(now=None, known_tasks=()):
     """Query the database once: the values of every gauge, as plain data."""
     now = now or timezone.now()
+    query = queries(now)
     counts = {(task, state): 0 for task in known_tasks for state in STATES}
-    rows = (_unfinished().exclude(state__in=UserTaskStatus.FINAL_STATES)
-            .values_list('task_class', 'state').annotate(n=Count('id')).order_by())
-    for task, state, number in rows:
+    for task, state, number in query['tasks']:
         label = state if state in STATES else UserTaskStatus.IN_PROGRESS
         counts[(task, label)] = counts.get((task, label), 0) + number
-    oldest = (UserTaskStatus.objects.filter(state=UserTaskStatus.PENDING, finished__isnull=True, is_container=False)
-              .aggregate(oldest=Min('created'))['oldest'])
-    stale_before = now - timedelta(seconds=_seconds(settings.USER_TASKS_STALE_AFTER))
-    stale = (_unfinished().exclude(state__in=UserTaskStatus.FINAL_STATES + UserTaskStatus.WAITING_STATES)
-             .annotate(alive=Coalesce('heartbeat', 'started', 'modified', output_field=DateTimeField()))
-             .filter(alive__lt=stale_before).count())
+    oldest = next(iter(query['oldest']), None)
     runs = dict(PeriodicJobRun.objects.filter(job__in=list(JOBS)).values_list('job', 'last_run'))
     return {
         'tasks': counts,
         'oldest_pending_age': max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
-        'stale_in_progress': stale,
+        'stale_in_progress': query['stale'].count(),
         'last_run': {job: runs[job].timestamp() if job in runs else 0.0 for job in JOBS},
     }
 

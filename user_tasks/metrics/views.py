@@ -72,8 +72,9 @@ def scrape_registry():
     if not settings.USER_TASKS_METRICS_DATABASE_GAUGES:
         return base
     combined = CollectorRegistry(auto_describe=False)
-    combined.register(_Forward(base))
+    # The database first: an error there is counted in this very scrape's telemetry errors.
     combined.register(database.DatabaseCollector())
+    combined.register(_Forward(base))
     return combined
 
 
