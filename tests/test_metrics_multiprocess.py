@@ -97,7 +97,8 @@ AFTER_RESTART = textwrap.dedent('''
     # After the restart the kernel hands out the same pids: this process got the old one's.
     for name in os.listdir(path):
         if name.endswith(f'_{old_pid}.db'):
-            os.rename(os.path.join(path, name), os.path.join(path, name.replace(f'_{old_pid}.db', f'_{os.getpid()}.db')))
+            new_name = name.replace(f'_{old_pid}.db', f'_{os.getpid()}.db')
+            os.rename(os.path.join(path, name), os.path.join(path, new_name))
     if start == 'django':
         import django
         django.setup()                # the app's ready() connects the metrics: the real start path
