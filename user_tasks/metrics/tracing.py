@@ -16,7 +16,8 @@ task finally fails; a retried attempt and a canceled task stay UNSET.  ``error.t
 spelt as the metrics' ``error_type`` label (``prometheus.exception_type``), and the
 status description and the exception event carry the exception's class, not its
 message (messages can hold user data), unless ``USER_TASKS_TRACE_EXCEPTION_MESSAGES``.
-The host configures the SDK and exporters; without one, all of this is the API's no-op.  Key attributes also go to edx-django-utils' custom attributes.
+The host configures the SDK and exporters; without one, all of this is the API's no-op.
+Key attributes also go to edx-django-utils' custom attributes.
 """
 import functools
 import time
