@@ -161,3 +161,9 @@ def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):  # pyli
 def plain_noop_task(user_id, **kwargs):  # pylint: disable=unused-argument
     """``noop_task``'s body as a plain Celery task (no status row): the throughput baseline."""
     return None
+
+
+@shared_task(base=SampleTask, bind=True)
+def spawning_task(self, user_id, other_user_id, **kwargs):  # pylint: disable=unused-argument
+    """Publish a lone task for another user from inside a body (a canvas member's own work)."""
+    return sample_task.delay(other_user_id, label='spawned').id
