@@ -38,6 +38,10 @@ BAD = [
     ('USER_TASKS_METRICS_TOKEN', '', 'E013'),
     ('USER_TASKS_METRICS_TOKEN', 1234, 'E013'),
     ('USER_TASKS_ARTIFACT_DOWNLOADS', 'false', 'E014'),
+    ('USER_TASKS_METRICS_ADDRESS', '', 'E020'),
+    ('USER_TASKS_METRICS_ADDRESS', 9101, 'E020'),
+    ('USER_TASKS_METRICS_DATABASE_GAUGES', 'no', 'E021'),
+    ('USER_TASKS_TRACE_EXCEPTION_MESSAGES', 1, 'E022'),
 ]
 
 
@@ -53,6 +57,9 @@ def test_defaults_and_good_values_pass(settings):
     settings.USER_TASKS_MAX_AGE_BY_STATE = {'Failed': timedelta(days=90)}
     settings.USER_TASKS_TERMINATE_AFTER = {'tests.tasks.sleepy_task': 0.5}
     settings.USER_TASKS_METRICS_PORT = 9100
+    settings.USER_TASKS_METRICS_ADDRESS = '0.0.0.0'
+    settings.USER_TASKS_METRICS_DATABASE_GAUGES = False
+    settings.USER_TASKS_TRACE_EXCEPTION_MESSAGES = True
     settings.USER_TASKS_STATUS_FILTERS = ['user_tasks.filters.StatusFilterBackend']
     assert checks.check_settings() == []
 

@@ -206,7 +206,10 @@ def _host_env(work_dir, env, project='cms'):
 
 @pytest.mark.parametrize('project', ['cms', 'lms'])
 def test_rendered_settings_load_into_the_host(local, tmp_path, project):
-    report = runner.parse_report(runner.run_ok(['-c', PROBE], _host_env(tmp_path, local, project)))
+    env = _host_env(tmp_path, local, project)
+    report = runner.parse_report(runner.run_ok(['-c', PROBE], env))
+    checked = runner.run_ok(['-m', 'django', 'check', '--fail-level', 'WARNING'], env)  # the settings checks pass
+    assert 'no issues' in checked.stdout, checked.stdout + checked.stderr
     assert report['max_age'] == timedelta(days=3).total_seconds()
     assert report['stale_after'] == 600 and report['pending_timeout'] == 86400
     assert report['metrics'] == [9101, '0.0.0.0', config_of(local)['USER_TASKS_METRICS_TOKEN']]

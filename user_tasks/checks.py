@@ -77,6 +77,11 @@ RULES = {
     'USER_TASKS_METRICS_TOKEN': ('E013', lambda v: v is None or (isinstance(v, str) and v != ''),
                                  'None or a non-empty string'),
     'USER_TASKS_ARTIFACT_DOWNLOADS': ('E014', lambda v: isinstance(v, bool), 'True or False'),
+    # E015-E019 are left to the settings of the OEP-3 limits (issue 16), merged in parallel.
+    'USER_TASKS_METRICS_ADDRESS': ('E020', lambda v: isinstance(v, str) and v.strip() != '',
+                                   'the address the worker exporter listens on (a non-empty string)'),
+    'USER_TASKS_METRICS_DATABASE_GAUGES': ('E021', lambda v: isinstance(v, bool), 'True or False'),
+    'USER_TASKS_TRACE_EXCEPTION_MESSAGES': ('E022', lambda v: isinstance(v, bool), 'True or False'),
 }
 
 

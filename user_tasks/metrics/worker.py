@@ -28,9 +28,9 @@ _exporter = {}
 
 def parse_address(value, default_host=None):
     """
-    ``USER_TASKS_METRICS_PORT`` as (host, port): a port number, or ``'host:port'``.
+    ``USER_TASKS_METRICS_PORT`` as (host, port): a port number (``'host:port'`` is still read).
 
-    A bare port listens on ``USER_TASKS_METRICS_ADDRESS`` (loopback by default: the
+    A port listens on ``USER_TASKS_METRICS_ADDRESS`` (loopback by default: the
     exporter serves task names and error classes, so it is not opened to the network
     unless asked, e.g. ``0.0.0.0`` inside a container network, with the token set).
     """
