@@ -15,6 +15,7 @@ from user_tasks.metrics.prometheus import error_type
 from user_tasks.models import UserTaskStatus
 
 _EXPORTER = InMemorySpanExporter()
+_PROCESSOR = SimpleSpanProcessor(_EXPORTER)
 MESSAGING = ('messaging.system', 'messaging.destination.name', 'messaging.operation.type', 'messaging.operation.name')
 
 
@@ -25,7 +26,9 @@ def _provider():
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
         provider = trace.get_tracer_provider()
-    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    # Once per process: other modules import this fixture, and a second processor would export twice.
+    if _PROCESSOR not in provider._active_span_processor._span_processors:  # pylint: disable=protected-access
+        provider.add_span_processor(_PROCESSOR)
     return provider
 
 
