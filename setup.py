@@ -61,6 +61,7 @@ EXTRAS_REQUIRE = {
     'demo': [],
     'quality': [
         'ruff',
+        'import-linter',
     ],
 }
 

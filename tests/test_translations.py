@@ -47,7 +47,7 @@ def test_compiled_catalogs_are_shipped(language):
 
 def test_compiled_catalogs_match_their_sources():
     """Each .mo holds exactly the translations of its .po (recompile with `make translations`)."""
-    import gettext  # pylint: disable=import-outside-toplevel
+    import gettext
     for language in os.listdir(LOCALE_DIR):
         base = os.path.join(LOCALE_DIR, language, 'LC_MESSAGES')
         with open(os.path.join(base, 'django.mo'), 'rb') as handle:
@@ -74,7 +74,7 @@ test_state_text_in_the_api = pytest.mark.django_db(test_state_text_in_the_api)
 
 
 def _parse_po(path):
-    """msgid -> msgstr of a simple catalog (single-line entries, no plurals), header excluded."""
+    """Msgid -> msgstr of a simple catalog (single-line entries, no plurals), header excluded."""
     entries, msgid = {}, None
     with open(path, encoding='utf-8') as handle:
         for line in handle:

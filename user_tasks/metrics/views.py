@@ -10,7 +10,10 @@ sends, see ``authorization`` in its config).  Anyone else gets 401 (no credentia
 Besides the processes' own samples, each scrape carries the gauges read from the
 database (``user_tasks.metrics.database``: backlog, oldest Pending, stale tasks, last
 reaper and purge runs), unless ``USER_TASKS_METRICS_DATABASE_GAUGES`` is False.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports the leaves and its siblings.
 """
+from celery import current_app
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -47,9 +50,8 @@ def _export_known_tasks():
     (a set lookup per task once done), so from its first scrape on every publish shows.
     """
     try:
-        from celery import current_app  # pylint: disable=import-outside-toplevel
         prometheus.initialise_tasks(current_app)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a request
         telemetry_error('metrics')
 
 
@@ -95,7 +97,7 @@ def metrics_view(request):
     _export_known_tasks()
     try:
         body = encoder(scrape_registry())
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
         telemetry_error('collect')
         raise
     return HttpResponse(body, content_type=content_type)

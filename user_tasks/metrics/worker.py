@@ -10,6 +10,8 @@ whole multiprocess directory (every child's samples).  It listens on
 token, as the web view does.  Each pool child exports its
 known label sets at zero when it starts and retires its own files when it exits
 (``worker_process_shutdown``), so ``--max-tasks-per-child`` cannot grow the directory.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports the leaves and its siblings.
 """
 import hmac
 import logging
@@ -19,6 +21,10 @@ import threading
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from celery import current_app
+from prometheus_client import make_wsgi_app
+
+from user_tasks.conf import settings
 from user_tasks.metrics import multiprocess, prometheus
 
 LOG = logging.getLogger(__name__)
@@ -37,7 +43,6 @@ def parse_address(value, default_host=None):
     text = str(value)
     host, _, port = text.rpartition(':')
     if not host:
-        from user_tasks.conf import settings  # pylint: disable=import-outside-toplevel
         host = default_host if default_host is not None else settings.USER_TASKS_METRICS_ADDRESS
     return (host.strip('[]') or '127.0.0.1'), int(port)
 
@@ -78,15 +83,12 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    def log_message(self, format, *args):  # noqa: A002  the signature of WSGIRequestHandler
         """Scrapes every few seconds would flood the worker's log."""
 
 
 def start_exporter(value=None, token=None):
     """Start the HTTP exporter once in this process; return its (host, port), or None when off."""
-    from prometheus_client import make_wsgi_app  # pylint: disable=import-outside-toplevel
-
-    from user_tasks.conf import settings  # pylint: disable=import-outside-toplevel
     value = value if value is not None else settings.USER_TASKS_METRICS_PORT
     if value in (None, ''):
         return None
@@ -110,7 +112,7 @@ def start_exporter(value=None, token=None):
         _exporter['address'] = (host, server.server_port)
         LOG.info('user_tasks metrics exporter listening on %s:%s', host, server.server_port)
         return _exporter['address']
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a worker
         prometheus.telemetry_error('exporter')
         LOG.exception('user_tasks metrics exporter did not start')
         return None
@@ -129,29 +131,28 @@ def _family(host):
     return socket.AF_INET6 if ':' in host else socket.AF_INET
 
 
-def on_worker_init(sender=None, **kwargs):  # pylint: disable=unused-argument
+def on_worker_init(sender=None, **kwargs):
     """In the worker's main process: retire old files, start the exporter, export known tasks."""
     multiprocess.sweep()
     app = getattr(sender, 'app', None)
     if app is not None:
         try:
             prometheus.initialise_tasks(app)
-        except Exception:  # pylint: disable=broad-except
+        except Exception:  # noqa: BLE001  telemetry never breaks a worker
             prometheus.telemetry_error('metrics')
     start_exporter()
 
 
-def on_worker_process_init(sender=None, **kwargs):  # pylint: disable=unused-argument
+def on_worker_process_init(sender=None, **kwargs):
     """In a new pool child: export the known label sets at zero."""
     try:
-        from celery import current_app  # pylint: disable=import-outside-toplevel
         prometheus.initialise()
         prometheus.initialise_tasks(current_app)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a worker
         prometheus.telemetry_error('metrics')
 
 
-def on_worker_process_shutdown(sender=None, pid=None, **kwargs):  # pylint: disable=unused-argument
+def on_worker_process_shutdown(sender=None, pid=None, **kwargs):
     """In an exiting pool child: fold its counters into the archive and drop its live gauges."""
     if multiprocess.directory():
         multiprocess.mark_process_dead(pid or os.getpid())
