@@ -21,8 +21,8 @@ What it renders, for ``tutor local`` and ``tutor k8s`` alike:
 import os
 import re
 from glob import glob
-
 from importlib import resources
+
 from tutor import hooks
 
 from .__about__ import __version__

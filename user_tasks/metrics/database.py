@@ -14,16 +14,21 @@ aggregates over the unfinished rows, through ``usertask_active_idx`` and
 ``usertask_state_finished_idx``, and the one-row-per-job ``PeriodicJobRun`` table) and
 their result is kept ``CACHE_SECONDS`` in the process, so a burst of scrapes (several
 Prometheus servers, a dashboard refresh) costs one round of queries.
+
+Layer: adapters.  The one module of the package that reads the domain (the models'
+tables, at scrape time); nothing in the core imports it.
 """
 import threading
 import time
 from datetime import timedelta
 
+from celery import current_app
 from django.db.models import Count, DateTimeField
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
+from user_tasks import utils
 from user_tasks.conf import settings
 from user_tasks.metrics.prometheus import telemetry_error
 from user_tasks.models import PeriodicJobRun, UserTaskStatus
@@ -83,11 +88,8 @@ def read(now=None, known_tasks=()):
 def _known_tasks():
     """The registered user tasks of this process's Celery app, so their series exist at zero."""
     try:
-        from celery import current_app  # pylint: disable=import-outside-toplevel
-
-        from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
-        return [name for name, task in list(current_app.tasks.items()) if isinstance(task, UserTaskMixin)]
-    except Exception:  # pylint: disable=broad-except
+        return [name for name, task in list(current_app.tasks.items()) if utils.is_user_task(task)]
+    except Exception:  # noqa: BLE001  telemetry never breaks a scrape
         telemetry_error('collect')
         return []
 
@@ -132,7 +134,7 @@ class DatabaseCollector:
     def collect(self):
         try:
             values = cached_read()
-        except Exception:  # pylint: disable=broad-except
+        except Exception:  # noqa: BLE001  telemetry never breaks a scrape
             telemetry_error('collect')
             return []
         return list(families(values))

@@ -113,7 +113,7 @@ def claim(path=None, current=None):
         if removed:
             LOG.warning('user_tasks metrics: removed %d files of an earlier boot from %s', removed, path)
         return removed
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a process start
         telemetry_error('merge')
         return 0
 
