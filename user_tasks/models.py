@@ -113,6 +113,14 @@ class UserTaskStatus(TimeStampedModel):
                                      help_text='When the worker running the task last showed it was alive')
     finished = models.DateTimeField(null=True, blank=True, editable=False,
                                     help_text='When the task reached a final state and stopped running')
+    # OEP-3 (migration 0008); rows written by upstream or before leave them empty.
+    concurrency_key = models.CharField(
+        max_length=255, null=True, blank=True, editable=False,
+        help_text='Identifies identical tasks while this one is active; cleared when it ends')
+    arguments = models.JSONField(null=True, blank=True, editable=False,
+                                 help_text='The arguments of a retryable task, to try it again')
+    retried_as = models.UUIDField(null=True, blank=True, editable=False,
+                                  help_text='The uuid of the task that tried this one again')
 
     objects = UserTaskStatusQuerySet.as_manager()
 
@@ -123,6 +131,14 @@ class UserTaskStatus(TimeStampedModel):
             models.Index(fields=['user', 'created', 'id'], name='usertask_user_created_idx'),
             models.Index(fields=['created', 'id'], name='usertask_created_idx'),
             models.Index(fields=['state', 'finished'], name='usertask_state_finished_idx'),
+            # The rows still running or waiting, by state and task, read at each metrics scrape (0010).
+            models.Index(fields=['finished', 'state', 'task_class'], name='usertask_active_idx'),
+        ]
+        constraints = [
+            # One active task per (user, class, key): NULLs are distinct in unique indexes on
+            # PostgreSQL, MariaDB/MySQL and SQLite, so rows without a key (or ended) never clash.
+            models.UniqueConstraint(fields=['user', 'task_class', 'concurrency_key'],
+                                    name='usertask_active_key_uniq'),
         ]
 
     def __str__(self):
@@ -197,12 +213,13 @@ class UserTaskStatus(TimeStampedModel):
     def _finish(self, state, condition, now, exception=None, using=None, **values):
         """Move this row to a final ``state`` when ``condition`` holds; announce it; return whether it moved."""
         if using is None:
-            moved = self._update(condition, durable=True, state=state, finished=now, modified=now, **values)
+            moved = self._update(condition, durable=True, state=state, finished=now, modified=now,
+                                 concurrency_key=None, **values)
         else:  # inside a block already open on ``using``
             moved = type(self).objects.using(using).filter(pk=self.pk).filter(condition).update(
-                state=state, finished=now, modified=now, **values)
+                state=state, finished=now, modified=now, concurrency_key=None, **values)
         if moved:
-            self.state, self.finished, self.modified = state, now, now
+            self.state, self.finished, self.modified, self.concurrency_key = state, now, now, None
             lifecycle.announce_stopped(self, exception)
         return bool(moved)
 
@@ -572,13 +589,14 @@ class UserTaskStatus(TimeStampedModel):
         """
         now = timezone.now()
         remaining = self.total_steps - self.completed_steps
+        # A success has nothing to try again: its stored arguments go in the same UPDATE.
         moved = status_connection.run(type(self), lambda alias: self._succeed_row(alias, now), durable=True)
         if not moved:
             self._refresh_state()
             return False
-        self.state, self.finished, self.modified = self.SUCCEEDED, now, now
+        self.state, self.finished, self.modified, self.concurrency_key = self.SUCCEEDED, now, now, None
         lifecycle.announce_stopped(self)
-        self.completed_steps = self.total_steps
+        self.completed_steps, self.arguments = self.total_steps, None
         if self.parent_id is not None:
             if remaining > 0:
                 self._add_to_ancestors('completed_steps', remaining, now)
@@ -595,7 +613,8 @@ class UserTaskStatus(TimeStampedModel):
         connection = connections[alias]
         table = connection.ops.quote_name(self._meta.db_table)
         db_now = self._meta.get_field('finished').get_db_prep_value(now, connection)
-        sql = (f'UPDATE {table} SET state = %s, finished = %s, modified = %s, completed_steps = total_steps '
+        sql = (f'UPDATE {table} SET state = %s, finished = %s, modified = %s, completed_steps = total_steps, '
+               f'concurrency_key = NULL, arguments = NULL '
                f'WHERE id = %s AND state NOT IN (%s, %s, %s, %s) AND finished IS NULL')
         with connection.cursor() as cursor:
             cursor.execute(sql, [self.SUCCEEDED, db_now, db_now, self.pk, *self.FINAL_STATES, self.RETRYING])
@@ -619,7 +638,8 @@ class UserTaskStatus(TimeStampedModel):
         # The counts sit in a derived table: MySQL refuses an UPDATE whose subquery reads the
         # same table (error 1093), and the aggregate stops its optimizer merging it back.
         sql = (
-            f'UPDATE {table} SET state = %s, completed_steps = total_steps, finished = %s, modified = %s '
+            f'UPDATE {table} SET state = %s, completed_steps = total_steps, finished = %s, modified = %s, '
+            f'concurrency_key = NULL '
             f'WHERE id = %s AND finished IS NULL AND state NOT IN (%s, %s, %s) AND 0 = ('
             f'SELECT unfinished FROM (SELECT COUNT(*) AS unfinished FROM {table} '
             f'WHERE parent_id = %s AND state <> %s) AS children) AND total_steps <= ('
@@ -664,8 +684,8 @@ class UserTaskStatus(TimeStampedModel):
             self._refresh_state()
         if self.state in self.FINAL_STATES:
             return False
-        if self._update(~Q(state__in=self.FINAL_STATES), state=self.CANCELED, modified=now):
-            self.state = self.CANCELED
+        if self._update(~Q(state__in=self.FINAL_STATES), state=self.CANCELED, modified=now, concurrency_key=None):
+            self.state, self.concurrency_key = self.CANCELED, None
             lifecycle.announce(self, lifecycle.CANCELED)
             self._schedule_termination()
             return True
@@ -739,3 +759,28 @@ class UserTaskArtifact(TimeStampedModel):
         else:
             content = self.text
         return f'<UserTaskArtifact: ({self.name}) {content}>'
+
+
+class PeriodicJobRun(models.Model):
+    """
+    When each periodic job (the reaper, the purge) last ran: one row per job.
+
+    Kept in the database because the jobs run in a worker or a cron container while the
+    web ``/metrics`` view of any process must report it (a process-local cache would not
+    be seen there).  One UPDATE per run.
+    """
+
+    REAPER = 'reaper'
+    PURGE = 'purge'
+
+    job = models.CharField(max_length=64, unique=True)
+    last_run = models.DateTimeField()
+
+    def __str__(self):
+        return f'<PeriodicJobRun: {self.job} {self.last_run.isoformat()}>'
+
+    @classmethod
+    def record(cls, job, when):
+        """Note that ``job`` ran at ``when``: an UPDATE, plus an INSERT the very first time."""
+        if not cls.objects.filter(job=job).update(last_run=when):
+            cls.objects.update_or_create(job=job, defaults={'last_run': when})
