@@ -19,7 +19,17 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router
 
-from user_tasks import admission, canvas, canvas_owners, control, lifecycle, recovery, retention, status_connection, utils
+from user_tasks import (
+    admission,
+    canvas,
+    canvas_owners,
+    control,
+    lifecycle,
+    recovery,
+    retention,
+    status_connection,
+    utils,
+)
 from user_tasks.commit import after_commit, in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
