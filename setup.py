@@ -50,6 +50,7 @@ EXTRAS_REQUIRE = {
         'drf-spectacular',
         'schemathesis',
         'playwright',
+        'polib',  # the catalog completeness test (tests/test_translations.py)
     ],
     'docs': [
         'sphinx',
@@ -57,6 +58,11 @@ EXTRAS_REQUIRE = {
         'drf-spectacular',
     ],
     'demo': [],
+    # Open edX translation tooling: edx-i18n-tools (i18n_tool) and openedx-atlas (make pull_translations).
+    'i18n': [
+        'edx-i18n-tools',
+        'openedx-atlas',
+    ],
     'quality': [
         'ruff',
     ],

@@ -124,8 +124,8 @@ class UserTaskStatusAdmin(admin.ModelAdmin):
     def cancel_selected(self, request, queryset):
         """Cancel each selected task; those already ended stay as they are."""
         canceled = sum(1 for status in queryset.select_related('parent') if status.cancel())
-        self.message_user(request, ngettext('Canceled %d task.', 'Canceled %d tasks.', canceled) % canceled,
-                          messages.SUCCESS)
+        message = ngettext('Canceled %(count)d task.', 'Canceled %(count)d tasks.', canceled) % {'count': canceled}
+        self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description=_('Delete selected tasks that have finished'), permissions=['delete'])
     def delete_finished(self, request, queryset):
@@ -133,8 +133,9 @@ class UserTaskStatusAdmin(admin.ModelAdmin):
         finished = queryset.filter(Q(state__in=UserTaskStatus.FINAL_STATES)).exclude(_unfinished_below())
         count = finished.count()
         finished.delete()
-        self.message_user(request, ngettext('Deleted %d finished task.', 'Deleted %d finished tasks.', count) % count,
-                          messages.SUCCESS)
+        message = (ngettext('Deleted %(count)d finished task.', 'Deleted %(count)d finished tasks.', count)
+                   % {'count': count})
+        self.message_user(request, message, messages.SUCCESS)
 
 
 @admin.register(UserTaskArtifact)

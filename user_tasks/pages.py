@@ -33,6 +33,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from user_tasks import i18n
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
@@ -146,7 +147,7 @@ def task_poll(request, uuid):
     """The task page's JSON snapshot; 304 when ``If-None-Match`` still matches (one query)."""
     status = _etag_row(uuid)
     if status is None or not request.user.has_perm(VIEW_STATUS, status):
-        raise Http404('No such task')
+        raise Http404(_('No such task'))
     etag = _etag(status)
     if etag in _if_none_match(request):
         response = HttpResponseNotModified()
@@ -183,11 +184,11 @@ def artifact_download(request, uuid):
     """Stream an artifact's file from its storage as an attachment; 404 unless the user may view it."""
     artifact = UserTaskArtifact.objects.select_related('status').filter(uuid=uuid).first()
     if artifact is None or not request.user.has_perm(VIEW_ARTIFACT, artifact) or not artifact.file:
-        raise Http404('No such file')
+        raise Http404(_('No such file'))
     try:
         handle = artifact.file.open('rb')
     except (FileNotFoundError, OSError) as exc:
-        raise Http404('The file is gone') from exc
+        raise Http404(_('The file is gone')) from exc
     # FileResponse picks the content type from the name (mimetypes) and sets the
     # attachment's Content-Disposition, RFC 6266-encoded for non-ASCII names.
     response = FileResponse(handle, as_attachment=True, filename=posixpath.basename(artifact.file.name))
@@ -202,7 +203,7 @@ def _visible_status(request, uuid):
     """The status with ``uuid`` if the user may view it; 404 otherwise, whether or not it exists."""
     status = UserTaskStatus.objects.select_related('parent').filter(uuid=uuid).first()
     if status is None or not request.user.has_perm(VIEW_STATUS, status):
-        raise Http404('No such task')
+        raise Http404(_('No such task'))
     return status
 
 
@@ -236,7 +237,8 @@ def _display_state(status):
     """(translated state, custom stage text or '') of a row."""
     if status.state in STANDARD_STATES:
         return str(status.state_text), ''
-    return str(UserTaskStatus.STATE_TRANSLATIONS[UserTaskStatus.IN_PROGRESS]), status.state
+    # A custom stage, in the reader's language when a catalog knows its message.
+    return str(UserTaskStatus.STATE_TRANSLATIONS[UserTaskStatus.IN_PROGRESS]), str(status.state_text)
 
 
 def _percent(status):
@@ -304,7 +306,8 @@ def _snapshot(request, status, fragments=False):
         'eta_seconds': eta,
         'eta_text': _eta_text(eta),
         'percent_text': _('%(percent)d%% complete') % {'percent': snapshot['percent']},
-        'steps_text': _('%(done)d of %(total)d steps') % {'done': status.completed_steps, 'total': status.total_steps},
+        'steps_text': ngettext('%(done)d of %(total)d step', '%(done)d of %(total)d steps', status.total_steps)
+        % {'done': status.completed_steps, 'total': status.total_steps},
         'cancelable': not final and request.user.has_perm(CANCEL_STATUS, status),
         'artifacts': [_artifact(artifact) for artifact in status.artifacts.order_by('created', 'id')],
         'children': [_summary(child, now) for child in _children(status)],
@@ -343,10 +346,11 @@ def _error_text(text):
     try:
         value = json.loads(text)
     except ValueError:
-        return text
+        # The library's own messages (lost worker, time limit, expiry...) in the reader's language.
+        return i18n.message_text(text)
     if isinstance(value, dict):
         if isinstance(value.get('raw_error_msg'), str):
             return value['raw_error_msg']
         return '; '.join(f'{key}: {val}' for key, val in value.items())
-    return text if not isinstance(value, str) else value
+    return text if not isinstance(value, str) else i18n.message_text(value)
 

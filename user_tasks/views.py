@@ -10,6 +10,7 @@ is a 403.
 from django.db import DatabaseError
 from django.db.models import Prefetch
 from django.http import Http404
+from django.utils.translation import gettext as _
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -78,7 +79,7 @@ class _ProjectSettingsMixin:
             return super().paginate_queryset(queryset)
         except (OverflowError, ValueError, DatabaseError) as exc:
             # An offset beyond what the database can represent (e.g. ?offset=10**30).
-            raise NotFound('Invalid page.') from exc
+            raise NotFound(_('Invalid page.')) from exc
 
 
 _NOT_FOUND = OpenApiResponse(description='No such object, or not visible to the user')
