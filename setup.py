@@ -51,6 +51,7 @@ EXTRAS_REQUIRE = {
         'schemathesis',
         'playwright',
         'polib',  # the catalog completeness test (tests/test_translations.py)
+        'Pillow',  # reads the browser tests' screenshots (a right-to-left progress bar fills from the right)
     ],
     'docs': [
         'sphinx',
