@@ -229,6 +229,7 @@ def test_the_admin_speaks_the_language(superuser, owner):  # noqa: F811
     for text in ('annuler les tâches sélectionnées', 'supprimer les tâches sélectionnées qui sont terminées',
                  'classe de tâche', 'progression', 'statut de tâche utilisateur', 'est un conteneur'):
         assert text in html.lower(), text
+    assert '<td class="field-state_label">En attente</td>' in html
     from unittest import mock  # pylint: disable=import-outside-toplevel
     with mock.patch('user_tasks.signals.celery_app'):
         response = client.post('/admin/user_tasks/usertaskstatus/',

@@ -92,7 +92,7 @@ def _unfinished_below():
 class UserTaskStatusAdmin(admin.ModelAdmin):
     """Operators' view of user tasks: newest first, filterable, cancelable."""
 
-    list_display = ('name', 'user', 'state', 'progress', 'task_class', 'is_container', 'created', 'modified')
+    list_display = ('name', 'user', 'state_label', 'progress', 'task_class', 'is_container', 'created', 'modified')
     list_filter = (StateFilter, TaskClassFilter)
     list_select_related = ('user',)
     search_fields = ('=uuid', '=task_id', 'task_class', 'name', 'user__username', 'user__email')
@@ -113,6 +113,11 @@ class UserTaskStatusAdmin(admin.ModelAdmin):
         except ValueError:
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(Q(uuid=uid) | Q(task_id__in={term, str(uid)})), False
+
+    @admin.display(description=_('state'), ordering='state')
+    def state_label(self, obj):
+        """The state, or the stage, in the operator's language."""
+        return obj.state_text
 
     @admin.display(description=_('progress'))
     def progress(self, obj):

@@ -22,12 +22,11 @@ from uuid import uuid4
 
 import polib
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.test import Client
 
 from tests.integration.test_pages_browser import (  # noqa: F401  pylint: disable=unused-import
-    WAIT_MS, browser, screenshot, site, wait_for_row,
+    WAIT_MS, browser, owner, screenshot, site, wait_for_row,
 )
 from tests.tasks import failing_task, staged_task
 from user_tasks import stages
@@ -53,11 +52,6 @@ VISIBLE_TEXT = """() => {
   }
   return texts.join('\\n');
 }"""
-
-
-@pytest.fixture
-def owner(site):  # pylint: disable=unused-argument
-    return get_user_model().objects.create_user(f'owner-{uuid4().hex[:8]}', password='pw')
 
 
 def open_in(browser, site, user, locale):  # noqa: F811  pylint: disable=redefined-outer-name
