@@ -131,10 +131,10 @@ def test_without_parameters_a_percent_sign_is_plain_text(owner):  # noqa: F811
 
 
 def test_a_broken_translation_falls_back_to_english():
-    from user_tasks import i18n  # pylint: disable=import-outside-toplevel
-    assert i18n.render('%(count)s files', {'count': 3}, translate=False) == '3 files'
-    assert i18n.render('', {}) == ''  # never the catalog's header
-    assert i18n.stored_message('Compressing 3 files', 'Compressing %(count)s files', {}) == \
+    from user_tasks import localized  # pylint: disable=import-outside-toplevel
+    assert localized.render('%(count)s files', {'count': 3}, translate=False) == '3 files'
+    assert localized.render('', {}) == ''  # never the catalog's header
+    assert localized.stored_message('Compressing 3 files', 'Compressing %(count)s files', {}) == \
         ('Compressing 3 files', {})
 
 

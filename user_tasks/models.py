@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import i18n, lifecycle
+from user_tasks import lifecycle, localized
 from user_tasks.conf import get_storage
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.metrics.tracing import traced_cancel
@@ -86,7 +86,7 @@ class UserTaskStatus(TimeStampedModel):
                                      help_text=_('When the worker running the task last showed it was alive'))
     finished = models.DateTimeField(_('finished'), null=True, blank=True, editable=False,
                                     help_text=_('When the task reached a final state and stopped running'))
-    # A translatable custom state (migration 0009, see user_tasks.i18n): ``state`` keeps its
+    # A translatable custom state (migration 0009, see user_tasks.localized): ``state`` keeps its
     # English rendering for every reader; these let each reader render it in their language.
     state_msgid = models.TextField(_('state message id'), null=True, blank=True, editable=False,
                                    help_text=_('The message id of a custom state set with parameters'))
@@ -112,14 +112,14 @@ class UserTaskStatus(TimeStampedModel):
         if self.state in self.STATE_TRANSLATIONS:
             return self.STATE_TRANSLATIONS[self.state]
         msgid, params = self.state_message
-        return i18n.render(msgid, params)
+        return localized.render(msgid, params)
 
     @property
     def state_message(self):
         """(English message id, parameters) of ``state_text``, for clients that translate themselves."""
         if self.state in self.STATE_TRANSLATIONS:
             return self.state, {}
-        return i18n.stored_message(self.state, self.state_msgid, self.state_params)
+        return localized.stored_message(self.state, self.state_msgid, self.state_params)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -273,8 +273,8 @@ class UserTaskStatus(TimeStampedModel):
         parameters: ``set_state(gettext_noop('Compressing %(count)s files'), count=12)``.
         ``state`` stores the English text; each reader sees it in their language.
         """
-        stored_params = i18n.checked_params(custom_state, params)
-        state = i18n.english(custom_state, stored_params)
+        stored_params = localized.checked_params(custom_state, params)
+        state = localized.english(custom_state, stored_params)
         msgid = custom_state if stored_params else None
         self._raise_if_canceled()
         if not self._update(~Q(state__in=self.FINAL_STATES), state=state, state_msgid=msgid,

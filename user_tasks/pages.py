@@ -33,7 +33,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from user_tasks import i18n
+from user_tasks import localized
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
@@ -347,10 +347,10 @@ def _error_text(text):
         value = json.loads(text)
     except ValueError:
         # The library's own messages (lost worker, time limit, expiry...) in the reader's language.
-        return i18n.message_text(text)
+        return localized.message_text(text)
     if isinstance(value, dict):
         if isinstance(value.get('raw_error_msg'), str):
             return value['raw_error_msg']
         return '; '.join(f'{key}: {val}' for key, val in value.items())
-    return text if not isinstance(value, str) else i18n.message_text(value)
+    return text if not isinstance(value, str) else localized.message_text(value)
 

@@ -3,7 +3,7 @@ REST serializers of the two models, with the fields django-user-tasks 4.0 expose
 
 The status adds two fields after 4.0's, for clients that translate themselves:
 ``state_msgid`` and ``state_params``, the English message id and parameters that
-``state_text`` is rendered from in the request's language (see ``user_tasks.i18n``).
+``state_text`` is rendered from in the request's language (see ``user_tasks.localized``).
 
 Related objects are rendered as hyperlinks keyed by uuid.  The views prefetch what these
 serializers read (artifact uuids, the status of an artifact), so a list costs the same
