@@ -188,12 +188,16 @@ def test_the_api_error_messages_are_translated(api, owner, settings):  # noqa: F
 def test_the_task_page_shows_stage_steps_and_library_errors_in_the_language(owner):  # noqa: F811
     running = create_status(owner, 1, state=S.IN_PROGRESS, total_steps=1, name='Export of course-v1:X+Y+Z')
     running.set_state(stages.COMPRESSING)
+    create_artifact(running, name='Output', text='12 fichiers')
+    create_artifact(running, name='BrokenLinks', text='[]')  # a task's own name stays as it is
     lost = create_status(owner, 2, state=S.IN_PROGRESS, total_steps=3)
     lost.fail(recovery.WORKER_LOST_MESSAGE)
     french = client_for(owner, 'fr')
     html = french.get(reverse('user_tasks:task-detail', kwargs={'uuid': running.uuid})).content.decode()
     assert '<dd id="ut-stage">Compression</dd>' in html
     assert '0 sur 1 étape' in html and '0\u00a0% terminé' in html
+    assert '<span class="ut-artifact-name">Résultat</span>' in html
+    assert '<span class="ut-artifact-name">BrokenLinks</span>' in html
     snapshot = french.get(reverse('user_tasks:task-poll', kwargs={'uuid': running.uuid})).json()
     assert (snapshot['state_text'], snapshot['stage']) == ('En cours', 'Compression')
     html = french.get(reverse('user_tasks:task-detail', kwargs={'uuid': lost.uuid})).content.decode()

@@ -9,6 +9,7 @@ language, and a ``.mo`` that is not the compilation of its ``.po``.  Without xge
 skips saying so, and fails under ``CI=true`` (``.ci/run`` installs gettext).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,6 @@ def test_placeholders_survive_translation(language):
 
 def _params(msgid):
     """Sample parameters for the named placeholders of ``msgid`` (numbers fit %d and %s)."""
-    import re  # pylint: disable=import-outside-toplevel
     return {name: 7 for name in re.findall(r'%\((\w+)\)', msgid)}
 
 
@@ -171,3 +171,16 @@ def test_plural_forms_follow_the_language(language, one, two, eleven):
                    for n in (1, 2, 5, 30, 100)]
     assert seconds == ['تبقّت ثانية واحدة تقريبًا', 'تبقّت ثانيتان تقريبًا', 'تبقّى نحو 5 ثوانٍ',
                        'تبقّى نحو 30 ثانية', 'تبقّى نحو 100 ثانية']
+
+
+def test_the_page_script_holds_no_text():
+    """pages.js shows only texts the server sends translated: none of its string literals is words for people."""
+    with open(os.path.join(ROOT, 'user_tasks', 'static', 'user_tasks', 'pages.js'), encoding='utf-8') as handle:
+        code = handle.read()
+    code = re.sub(r'//[^\n]*', '', re.sub(r'/\*.*?\*/', '', code, flags=re.S))
+    literals = set(re.findall(r"'((?:[^'\\]|\\.)*)'", code)) | set(re.findall(r'"((?:[^"\\]|\\.)*)"', code))
+    assert 'ut-state' in literals  # the extraction found the script's literals
+    phrases = sorted(text for text in literals if re.search(r'[A-Za-z]{2,} [A-Za-z]{2,}', text))
+    assert phrases == ['use strict']
+    messages = {entry.msgid.lower() for entry in _catalog('fr')}
+    assert not {text.lower() for text in literals} & messages

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -47,6 +47,8 @@ PAGE_SIZE = 25
 POLL_INTERVAL_MS = 1000
 #: How many recent rows offer their task classes to the staff filter (no scan of a big table).
 TASK_CLASS_SAMPLE = 500
+#: The default artifact name, shown translated like the library's other stored texts.
+DEFAULT_ARTIFACT_NAME = gettext_noop('Output')
 #: States shown as such; any other text is a custom stage of a task in progress.
 STANDARD_STATES = (UserTaskStatus.PENDING, UserTaskStatus.IN_PROGRESS, UserTaskStatus.SUCCEEDED,
                    UserTaskStatus.FAILED, UserTaskStatus.CANCELED, UserTaskStatus.RETRYING)
@@ -329,8 +331,9 @@ def _children(status):
 
 def _artifact(artifact):
     """How the page shows one artifact: a download, a link, a text, or an error."""
-    item = {'uuid': str(artifact.uuid), 'name': artifact.name, 'is_error': artifact.name == 'Error',
-            'kind': 'text', 'href': '', 'filename': '', 'text': artifact.text}
+    # The name is the task's label for it; the default one ('Output') reads in the user's language.
+    item = {'uuid': str(artifact.uuid), 'name': localized.message_text(artifact.name),
+            'is_error': artifact.name == 'Error', 'kind': 'text', 'href': '', 'filename': '', 'text': artifact.text}
     if artifact.file:
         item.update(kind='file', filename=posixpath.basename(artifact.file.name),
                     href=reverse('user_tasks:artifact-download', kwargs={'uuid': artifact.uuid}))

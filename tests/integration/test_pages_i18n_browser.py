@@ -116,6 +116,13 @@ def test_task_and_list_pages_in_french_have_no_english_ui_word(browser, site, ow
     assert page.inner_text('#ut-percent') == '100\u00a0% terminé'
     assert page.inner_text('#ut-steps') == '6 sur 6 étapes'
     assert english_on(page, english_words, user_content) == []
+    # Its output, under the default artifact name, translated like the rest.
+    artifact = UserTaskArtifact(status=status, name='Output')
+    artifact.file.save('rapport.csv', ContentFile(b'nom,note\nada,10\n'))
+    page.reload()  # the page stopped polling once the task ended
+    user_content.add(os.path.basename(artifact.file.name))
+    assert page.inner_text('#ut-artifacts') == f'Télécharger {os.path.basename(artifact.file.name)} (Résultat)'
+    assert english_on(page, english_words, user_content) == []
     # The API answers the same browser in its language.
     api = page.evaluate(f"fetch('/api/tasks/v0/tasks/{status.uuid}/').then(response => response.json())")
     assert (api['state'], api['state_text']) == ('Succeeded', 'Réussie')
