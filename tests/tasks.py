@@ -165,6 +165,12 @@ def plain_noop_task(user_id, **kwargs):  # pylint: disable=unused-argument
 
 
 @shared_task(base=SampleTask, bind=True)
+def spawning_task(self, user_id, other_user_id, **kwargs):  # pylint: disable=unused-argument
+    """Publish a lone task for another user from inside a body (a canvas member's own work)."""
+    return sample_task.delay(other_user_id, label='spawned').id
+
+
+@shared_task(base=SampleTask, bind=True)
 def staged_task(self, user_id, steps=6, delay=0.4, **kwargs):  # pylint: disable=unused-argument
     """Go through translatable stages as Studio's export does: Exporting, numbered items, Compressing."""
     self.status.set_state(stages.EXPORTING)

@@ -519,7 +519,12 @@ def test_garbage_query_strings_are_never_500(api, owner, query):
     api.force_authenticate(owner)
     for route in ('tasks/', 'artifacts/'):
         response = api.get(f'{API}{route}{query}')
-        assert response.status_code in (200, 404), (route, query, response.status_code)
+        if '%00' in query:
+            # A NUL byte is refused before any filter backend sees it (issue 12; PostgreSQL would 500).
+            assert response.status_code == 400, (route, query, response.status_code)
+            assert 'NUL' in response.json()['detail']
+        else:
+            assert response.status_code in (200, 404), (route, query, response.status_code)
 
 
 def test_options_and_head(api, owner):

@@ -9,6 +9,7 @@ the same query, and the filters' choices need no scan of the table.
 from uuid import UUID
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Exists, OuterRef, Q
@@ -16,6 +17,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from user_tasks import deletion
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
 #: How many recent rows the task class filter reads to offer its choices.
@@ -88,8 +90,22 @@ def _unfinished_below():
     return Exists(child.exclude(state__in=final)) | Exists(grandchild.exclude(state__in=final))
 
 
+class _RefuseNulMixin:
+    """
+    Treat a NUL byte in the changelist's query string as an invalid filter.
+
+    PostgreSQL cannot compare a text with one, so a filter or search holding it would be a
+    500; the admin's own handling of invalid lookups (a redirect to ``?e=1``) applies instead.
+    """
+
+    def get_changelist_instance(self, request):
+        if any('\x00' in value for key, values in request.GET.lists() for value in [key, *values]):
+            raise IncorrectLookupParameters('A filter contains a NUL character.')
+        return super().get_changelist_instance(request)
+
+
 @admin.register(UserTaskStatus)
-class UserTaskStatusAdmin(admin.ModelAdmin):
+class UserTaskStatusAdmin(_RefuseNulMixin, admin.ModelAdmin):
     """Operators' view of user tasks: newest first, filterable, cancelable."""
 
     list_display = ('name', 'user', 'state_label', 'progress', 'task_class', 'is_container', 'created', 'modified')
@@ -119,6 +135,16 @@ class UserTaskStatusAdmin(admin.ModelAdmin):
         """The state, or the stage, in the operator's language."""
         return obj.state_text
 
+    def delete_model(self, request, obj):
+        # The delete page: a task that has not ended is canceled first (user_tasks.deletion).
+        deletion.cancel_and_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        # The "delete selected" action: the same, per row (each cascade removes its files after commit).
+        for status in queryset.select_related('parent'):
+            if UserTaskStatus.objects.filter(pk=status.pk).exists():  # not already gone with its parent
+                deletion.cancel_and_delete(status)
+
     @admin.display(description=_('progress'))
     def progress(self, obj):
         """Completed out of total steps, with the percentage."""
@@ -144,7 +170,7 @@ class UserTaskStatusAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserTaskArtifact)
-class UserTaskArtifactAdmin(admin.ModelAdmin):
+class UserTaskArtifactAdmin(_RefuseNulMixin, admin.ModelAdmin):
     """The outputs of user tasks, newest first."""
 
     list_display = ('name', 'status', 'user', 'created', 'modified')

@@ -13,6 +13,8 @@ class UserTasksConfig(AppConfig):
     default_auto_field = 'django.db.models.AutoField'
 
     def ready(self):
-        from . import metrics, signals  # pylint: disable=import-outside-toplevel
+        from . import checks, files, metrics, signals  # pylint: disable=import-outside-toplevel
         metrics.connect()  # first: its Celery hooks note what the receivers' transitions announce
         signals.connect_receivers()
+        files.connect()
+        checks.register()

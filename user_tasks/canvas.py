@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
 from user_tasks import lifecycle
+from user_tasks.exceptions import MixedOwnersError
 from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
 from user_tasks.recent import Recent
@@ -123,7 +124,7 @@ def _container(task_id, task_class, user_id, name, total_steps, parent=None, siz
     """Get or create the container row ``task_id``; returns (row, created, sized up front)."""
     known = _containers.get(task_id)
     if known is not None:
-        return known[0], False, known[1]
+        return _same_owner(known[0], user_id), False, known[1]
     row = UserTaskStatus.objects.filter(task_id=task_id).first()
     created = row is None
     if created:
@@ -134,8 +135,17 @@ def _container(task_id, task_class, user_id, name, total_steps, parent=None, siz
                 _save(row)
         except IntegrityError:  # another publisher created it first
             row, created = UserTaskStatus.objects.get(task_id=task_id), False
+    _same_owner(row, user_id)
     _containers[task_id] = (row, sized)
     return row, created, sized
+
+
+def _same_owner(container, user_id):
+    """The container, unless it belongs to another user: a row never goes under another user's canvas."""
+    if container.user_id != user_id:
+        raise MixedOwnersError(f'Not recording a task of user {user_id} under the {container.task_class} '
+                               f'{container.task_id} of user {container.user_id} (ADR 0008)')
+    return container
 
 
 def _group_container(group_id, status, user_task_name, parent=None):
@@ -208,6 +218,9 @@ def _record_chain(status, tail, parent, user_task_name):
         task = _signature_task(sig)
         if task is not None and sig.options.get('task_id'):
             members.append(_describe(task, sig.args, sig.kwargs, sig.options['task_id']))
+    owners = {member.user_id for member in members}
+    if len(owners) > 1:
+        raise MixedOwnersError(f'Not recording a chain of users {sorted(owners, key=str)} (ADR 0008)')
     name = user_task_name or next((sig.kwargs.get('user_task_name') for sig in tail
                                    if sig.kwargs.get('user_task_name')), None)
     container = _save(UserTaskStatus(
@@ -232,6 +245,9 @@ def _chord_containers(status, group_id, body, user_task_name):
         body_row = None
         if body_task is not None and body.options.get('task_id'):
             body_row = _describe(body_task, body.args, body.kwargs, body.options['task_id'])
+            if body_row.user_id != status.user_id:
+                raise MixedOwnersError(f'Not recording a chord of users {status.user_id} and {body_row.user_id} '
+                                       '(ADR 0008)')
         applying = _applying_group(group_id)
         header_total, header_name = _steps_and_name(applying) if applying is not None else (0, None)
         name = header_name or user_task_name or body.kwargs.get('user_task_name') or status.name

@@ -139,10 +139,22 @@ class UserTaskStatus(TimeStampedModel):
         return query.update(**values)
 
     def _refresh_state(self):
-        """Reload ``state`` after a conditional UPDATE matched nothing."""
+        """Reload ``state`` after a conditional UPDATE matched nothing; return whether the row exists."""
         row = type(self).objects.filter(pk=self.pk).values('state', 'finished').first()
         if row is not None:
             self.state, self.finished = row['state'], row['finished']
+        return row is not None
+
+    def _raise_if_canceled_or_gone(self):
+        """
+        After an UPDATE that matched nothing: raise if the task was canceled or its row deleted.
+
+        Deleting a task that has not ended cancels it first; a row that is gone is treated
+        as canceled, so the running body stops instead of reporting into nothing.
+        """
+        if not self._refresh_state() and not self.is_container:
+            raise TaskCanceledException(f'The task {self.task_id} has been deleted')
+        self._raise_if_canceled()
 
     def _raise_if_canceled(self):
         if not self.is_container and self.state == self.CANCELED:
@@ -241,8 +253,7 @@ class UserTaskStatus(TimeStampedModel):
         if not self.is_container:
             values['heartbeat'] = now
         if not self._update(condition, **values):
-            self._refresh_state()
-            self._raise_if_canceled()
+            self._raise_if_canceled_or_gone()
             return
         self.completed_steps += steps
         self._add_to_ancestors('completed_steps', steps, now)
@@ -279,8 +290,7 @@ class UserTaskStatus(TimeStampedModel):
         self._raise_if_canceled()
         if not self._update(~Q(state__in=self.FINAL_STATES), state=state, state_msgid=msgid,
                             state_params=stored_params):
-            self._refresh_state()
-            self._raise_if_canceled()
+            self._raise_if_canceled_or_gone()
             return
         self.state, self.state_msgid, self.state_params = state, msgid, stored_params
         parent = self.parent if self.parent_id else None

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
-from django.http import FileResponse, Http404, HttpResponseNotModified, JsonResponse
+from django.http import FileResponse, Http404, HttpResponseBadRequest, HttpResponseNotModified, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -31,10 +31,11 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from user_tasks import localized
 from user_tasks.conf import settings
+from user_tasks.page_headers import no_framing
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
 VIEW_STATUS = 'user_tasks.view_usertaskstatus'
@@ -49,6 +50,8 @@ POLL_INTERVAL_MS = 1000
 TASK_CLASS_SAMPLE = 500
 #: The default artifact name, shown translated like the library's other stored texts.
 DEFAULT_ARTIFACT_NAME = gettext_noop('Output')
+#: Characters of an error text shown on the page (the rest is cut, and said to be).
+ERROR_TEXT_LIMIT = 10000
 #: States shown as such; any other text is a custom stage of a task in progress.
 STANDARD_STATES = (UserTaskStatus.PENDING, UserTaskStatus.IN_PROGRESS, UserTaskStatus.SUCCEEDED,
                    UserTaskStatus.FAILED, UserTaskStatus.CANCELED, UserTaskStatus.RETRYING)
@@ -56,10 +59,14 @@ STANDARD_STATES = (UserTaskStatus.PENDING, UserTaskStatus.IN_PROGRESS, UserTaskS
 
 # -- lists ------------------------------------------------------------------------------
 
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def task_list(request):
     """The user's own tasks, newest first; ``?scope=all`` gives staff every task they may see, with filters."""
+    if any('\x00' in value for values in request.GET.lists() for value in [values[0], *values[1]]):
+        # PostgreSQL cannot compare a text with a NUL byte: refuse it before any query.
+        return HttpResponseBadRequest(_('A filter contains a NUL character.'), content_type='text/plain; charset=utf-8')
     staff = request.user.is_staff
     scope = 'all' if staff and request.GET.get('scope') == 'all' else 'mine'
     filters = {key: request.GET.get(key, '').strip() for key in ('state', 'task_class', 'user')}
@@ -68,6 +75,7 @@ def task_list(request):
         # The REST API's filter backends decide what "all" is (every task, for a superuser).
         for backend in settings.USER_TASKS_STATUS_FILTERS:
             queryset = backend().filter_queryset(request, queryset, task_list)
+        visible = queryset
         queryset = _apply_filters(queryset.select_related('user'), filters)
     else:
         queryset = queryset.filter(user=request.user)
@@ -80,7 +88,7 @@ def task_list(request):
         'staff': staff,
         'filters': filters,
         'state_choices': [(state, UserTaskStatus.STATE_TRANSLATIONS[state]) for state in STANDARD_STATES],
-        'task_classes': _recent_task_classes() if scope == 'all' else [],
+        'task_classes': _recent_task_classes(visible) if scope == 'all' else [],
         'tasks': [_summary(status, now, with_user=scope == 'all') for status in rows[:PAGE_SIZE]],
         'page': page,
         'previous_query': _query(request, page - 1) if page > 1 else None,
@@ -103,9 +111,9 @@ def _apply_filters(queryset, filters):
     return queryset
 
 
-def _recent_task_classes():
-    """The task classes of the most recent rows, sorted, as suggestions for the filter."""
-    recent = UserTaskStatus.objects.order_by('-id').values_list('task_class', flat=True)[:TASK_CLASS_SAMPLE]
+def _recent_task_classes(visible):
+    """The task classes of the most recent rows the viewer may see, sorted, as suggestions for the filter."""
+    recent = visible.order_by('-id').values_list('task_class', flat=True)[:TASK_CLASS_SAMPLE]
     return sorted(set(recent))
 
 
@@ -125,7 +133,8 @@ def _query(request, page):
 
 # -- one task ---------------------------------------------------------------------------
 
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def task_detail(request, uuid):
     """The page of one task: state, progress, stage, attempts, children, artifacts, cancel."""
@@ -143,7 +152,8 @@ def task_detail(request, uuid):
 
 
 @never_cache
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def task_poll(request, uuid):
     """The task page's JSON snapshot; 304 when ``If-None-Match`` still matches (one query)."""
@@ -160,6 +170,7 @@ def task_poll(request, uuid):
     return response
 
 
+@no_framing
 @require_POST
 @login_required
 def task_cancel(request, uuid):
@@ -180,7 +191,8 @@ def task_cancel(request, uuid):
     return redirect(target)
 
 
-@require_GET
+@no_framing
+@require_safe
 @login_required
 def artifact_download(request, uuid):
     """Stream an artifact's file from its storage as an attachment; 404 unless the user may view it."""
@@ -345,15 +357,27 @@ def _artifact(artifact):
 
 
 def _error_text(text):
-    """An error message; Studio stores ``{"raw_error_msg": ...}`` as JSON, shown as its message."""
+    """
+    An error message, at most ``ERROR_TEXT_LIMIT`` characters.
+
+    Studio stores ``{"raw_error_msg": ...}`` as JSON, shown as its message.  Any text the
+    parser cannot take (invalid, or nested deeper than the recursion limit) is shown as is.
+    """
     try:
         value = json.loads(text)
-    except ValueError:
-        # The library's own messages (lost worker, time limit, expiry...) in the reader's language.
-        return localized.message_text(text)
-    if isinstance(value, dict):
-        if isinstance(value.get('raw_error_msg'), str):
-            return value['raw_error_msg']
-        return '; '.join(f'{key}: {val}' for key, val in value.items())
-    return text if not isinstance(value, str) else localized.message_text(value)
+        if isinstance(value, dict):
+            if isinstance(value.get('raw_error_msg'), str):
+                shown = value['raw_error_msg']
+            else:
+                shown = '; '.join(f'{key}: {val}' for key, val in value.items())
+        else:
+            shown = localized.message_text(value) if isinstance(value, str) else text
+    except Exception:  # pylint: disable=broad-except  # ValueError, RecursionError, MemoryError...
+        # Plain text: the library's own messages (lost worker, time limit, expiry...) read in the user's language.
+        shown = localized.message_text(text)
+    if len(shown) > ERROR_TEXT_LIMIT:
+        cut = len(shown) - ERROR_TEXT_LIMIT
+        shown = shown[:ERROR_TEXT_LIMIT] + ' ' + ngettext(
+            '[cut: %(count)d more character]', '[cut: %(count)d more characters]', cut) % {'count': cut}
+    return shown
 

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from user_tasks import lifecycle
+from user_tasks import checks, lifecycle
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -55,6 +55,7 @@ def _recover(status, message, reason):
 
 def reap(now=None):
     """Fail stale running rows and long-waiting rows; return the number recovered by reason."""
+    checks.validate('USER_TASKS_STALE_AFTER', 'USER_TASKS_PENDING_TIMEOUT')
     now = now or timezone.now()
     counts = {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0}
     running = (UserTaskStatus.objects.filter(is_container=False, finished__isnull=True)

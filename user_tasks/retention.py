@@ -14,7 +14,7 @@ from django.db.models import DateTimeField, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from user_tasks import lifecycle
+from user_tasks import checks, lifecycle
 from user_tasks.conf import get_storage, settings
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
@@ -58,6 +58,8 @@ def _delete_artifacts(status_ids, batch_size, counts):
 
 def purge(now=None, batch_size=None):
     """Delete old finished tasks with their artifacts and files; return the counts by kind."""
+    # A wrong max age could make young rows look old: refuse with the system check's message.
+    checks.validate('USER_TASKS_MAX_AGE', 'USER_TASKS_MAX_AGE_BY_STATE', 'USER_TASKS_PURGE_BATCH_SIZE')
     now = now or timezone.now()
     batch_size = batch_size or settings.USER_TASKS_PURGE_BATCH_SIZE
     counts = {'status': 0, 'artifact': 0, 'file': 0}

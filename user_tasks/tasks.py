@@ -15,7 +15,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router, transaction
 
-from user_tasks import canvas, metrics
+from user_tasks import canvas, canvas_owners, metrics
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -104,6 +104,7 @@ class UserTaskMixin:
         the message is only sent once that transaction commits, so a worker never sees
         a task whose row it cannot read.  The AsyncResult is returned at once.
         """
+        canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
         connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
@@ -124,6 +125,11 @@ class UserTaskMixin:
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
         transaction.on_commit(publish, using=connection.alias)
         return self.AsyncResult(task_id)
+
+    def apply(self, args=None, kwargs=None, *more, **options):  # pylint: disable=keyword-arg-before-vararg
+        """Run the task eagerly, refusing it first when its canvas mixes users (as ``apply_async`` does)."""
+        canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
+        return super().apply(args, kwargs, *more, **options)
 
     def __call__(self, *args, **kwargs):
         """Run the task body unless its status ended before it started (canceled or expired)."""
@@ -167,9 +173,16 @@ def reap_stale_user_tasks():
 
 
 @shared_task(name='user_tasks.tasks.terminate_canceled_task')
-def terminate_canceled_task(task_id):
-    """Terminate a task canceled while running that has not stopped by itself within its grace period."""
-    if UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.CANCELED, finished__isnull=True).exists():
+def terminate_canceled_task(task_id, deleted=False):
+    """
+    Terminate a task canceled while running that has not stopped by itself within its grace period.
+
+    ``deleted``: the row was deleted after its cancel (``user_tasks.deletion``), so no row
+    tells whether the work stopped; terminating a task id no worker runs does nothing.
+    """
+    row = UserTaskStatus.objects.filter(task_id=task_id).values('state', 'finished').first()
+    if (row is None and deleted) or (
+            row is not None and row['state'] == UserTaskStatus.CANCELED and row['finished'] is None):
         LOG.warning('Terminating canceled user task %s, still running after its grace period', task_id)
         from user_tasks import signals  # pylint: disable=import-outside-toplevel
         signals.celery_app.control.revoke(task_id, terminate=True, signal='SIGTERM')

@@ -13,10 +13,11 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from user_tasks import deletion
 from user_tasks._schema import OpenApiResponse, extend_schema, extend_schema_view
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
@@ -74,6 +75,14 @@ class _ProjectSettingsMixin:
     def pagination_class(self):
         return api_settings.DEFAULT_PAGINATION_CLASS
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL cannot compare a text with a NUL byte; a host's filter backend would
+        # turn one into a 500.  No valid parameter holds one: refuse it first.
+        for key, values in request.query_params.lists():
+            if any('\x00' in value for value in [key, *values]):
+                raise ParseError(_('The query parameter %(name)s contains a NUL character.') % {'name': repr(key)})
+
     def paginate_queryset(self, queryset):
         try:
             return super().paginate_queryset(queryset)
@@ -116,8 +125,7 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
 
     def perform_destroy(self, instance):
         # A running task (or a container's running children) must stop before its row goes.
-        instance.cancel()
-        instance.delete()
+        deletion.cancel_and_delete(instance)
 
     @extend_schema(
         summary='Cancel a task; a task that already ended is returned unchanged',

@@ -551,3 +551,55 @@ def test_purge_of_20000_rows_with_files(task_user, tmp_path, settings):
     assert UserTaskArtifact.objects.filter(status__user=task_user).count() == 60
     # Memory is flat: ten times the rows, not ten times the memory (batches of 1,000).
     assert peak < 1.5 * small_peak + 512 * 1024, (small_peak, peak)
+
+
+# -- delete of a running task (issue 12) ---------------------------------------------------------
+
+def _delete_through_the_api(status):
+    """The owner's REST DELETE, as a client sends it (``add_rules``: the owner may delete)."""
+    from rest_framework.test import APIClient  # pylint: disable=import-outside-toplevel
+    from user_tasks.rules import add_rules  # pylint: disable=import-outside-toplevel
+    add_rules()
+    client = APIClient()
+    client.force_authenticate(status.user)
+    response = client.delete(f'/api/tasks/v0/tasks/{status.uuid}/')
+    assert response.status_code == 204, response.content
+
+
+def test_delete_of_a_running_task_stops_it_at_its_next_step(worker, task_user, marker):
+    from user_tasks.exceptions import TaskCanceledException  # pylint: disable=import-outside-toplevel
+    delay = 0.2
+    log_start = os.path.getsize(worker.log_path)
+    result = stepping_task.apply_async(kwargs={'user_id': task_user.pk, 'steps': 100, 'delay': delay,
+                                               'marker': marker})
+    wait_for('two steps', lambda: 'step 2' in lines(marker), 20)
+    deleted = time.monotonic()
+    _delete_through_the_api(row(result.id))
+    assert row(result.id) is None
+    wait_for('the deleted task to stop', lambda: result.ready(), 10)
+    record('delete running (cooperative) -> stopped', time.monotonic() - deleted, delay + 2)
+    assert isinstance(result.result, TaskCanceledException), result.result
+    steps_done = [text for text in lines(marker) if text.startswith('step')]
+    time.sleep(3 * delay)
+    assert [text for text in lines(marker) if text.startswith('step')] == steps_done, 'the body went on'
+    assert 'done' not in lines(marker) and len(steps_done) < 100
+    assert row(result.id) is None  # nothing written back after the delete
+    with open(worker.log_path, 'rb') as stream:  # this test's part of the worker log
+        stream.seek(log_start)
+        log = stream.read().decode('utf-8', 'replace')
+    assert f'The task {result.id} has been deleted' in log
+    assert 'IntegrityError' not in log
+
+
+def test_delete_of_a_running_task_without_progress_calls_terminates_it(worker, task_user, marker):
+    result = sleepy_task.apply_async(kwargs={'user_id': task_user.pk, 'seconds': 60, 'marker': marker})
+    pid = started_pid(marker)
+    deleted = time.monotonic()
+    _delete_through_the_api(row(result.id))
+    assert row(result.id) is None
+    wait_for('the deleted task to be terminated', lambda: not alive(pid), TERMINATE_AFTER + 10)
+    took = time.monotonic() - deleted
+    record(f'delete running + terminate after {TERMINATE_AFTER} s -> stopped', took, TERMINATE_AFTER + 10)
+    assert took >= TERMINATE_AFTER
+    assert 'done' not in lines(marker)
+    assert row(result.id) is None

@@ -1,5 +1,6 @@
 """``manage.py reap_stale_user_tasks``: the periodic reaper, for sites that run no Celery beat."""
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from user_tasks.recovery import reap
 
@@ -8,5 +9,8 @@ class Command(BaseCommand):
     help = 'Fail user tasks whose worker died, and tasks whose message never arrived.'
 
     def handle(self, *args, **options):
-        counts = reap()
+        try:
+            counts = reap()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(', '.join(f'{reason}: {count}' for reason, count in counts.items()))

@@ -1,0 +1,110 @@
+"""System checks of every USER_TASKS_* setting (issue 12), and the purge and reaper refusing bad values."""
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import CommandError, SystemCheckError
+from django.utils import timezone
+
+from tests.rest_helpers import create_status
+from user_tasks import checks
+from user_tasks.models import UserTaskStatus
+from user_tasks.recovery import reap
+from user_tasks.retention import purge
+
+BAD = [
+    ('USER_TASKS_MAX_AGE', 3600, 'E001'),
+    ('USER_TASKS_MAX_AGE', timedelta(days=-1), 'E001'),
+    ('USER_TASKS_STATUS_FILTERS', 'user_tasks.filters.StatusFilterBackend', 'E002'),
+    ('USER_TASKS_STATUS_FILTERS', ('no.such.Backend',), 'E002'),
+    ('USER_TASKS_ARTIFACT_FILTERS', [42], 'E003'),
+    ('USER_TASKS_ARTIFACT_STORAGE', 'no.such.Storage', 'E004'),
+    ('USER_TASKS_HEARTBEAT_INTERVAL', '30', 'E005'),
+    ('USER_TASKS_HEARTBEAT_INTERVAL', 0, 'E005'),
+    ('USER_TASKS_STALE_AFTER', timedelta(0), 'E006'),
+    ('USER_TASKS_STALE_AFTER', '10m', 'E006'),
+    ('USER_TASKS_PENDING_TIMEOUT', -5, 'E007'),
+    ('USER_TASKS_MAX_AGE_BY_STATE', {'Failed': 3600}, 'E008'),
+    ('USER_TASKS_MAX_AGE_BY_STATE', {'In Progress': timedelta(days=1)}, 'E008'),
+    ('USER_TASKS_PURGE_BATCH_SIZE', -1, 'E009'),
+    ('USER_TASKS_PURGE_BATCH_SIZE', 10.5, 'E009'),
+    ('USER_TASKS_PURGE_BATCH_SIZE', True, 'E009'),
+    ('USER_TASKS_TERMINATE_AFTER', {'tests.tasks.sample_task': '5'}, 'E010'),
+    ('USER_TASKS_TERMINATE_AFTER', [('a', 1)], 'E010'),
+    ('USER_TASKS_PUBLISH_ON_COMMIT', 'yes', 'E011'),
+    ('USER_TASKS_METRICS_PORT', 70000, 'E012'),
+    ('USER_TASKS_METRICS_PORT', '9100', 'E012'),
+    ('USER_TASKS_METRICS_TOKEN', '', 'E013'),
+    ('USER_TASKS_METRICS_TOKEN', 1234, 'E013'),
+    ('USER_TASKS_ARTIFACT_DOWNLOADS', 'false', 'E014'),
+]
+
+
+def test_every_setting_has_a_check():
+    from user_tasks.conf import DEFAULTS  # pylint: disable=import-outside-toplevel
+    assert set(checks.RULES) == set(DEFAULTS)
+    assert len({rule[0] for rule in checks.RULES.values()}) == len(checks.RULES)
+
+
+def test_defaults_and_good_values_pass(settings):
+    assert checks.check_settings() == []
+    settings.USER_TASKS_STALE_AFTER = 600
+    settings.USER_TASKS_MAX_AGE_BY_STATE = {'Failed': timedelta(days=90)}
+    settings.USER_TASKS_TERMINATE_AFTER = {'tests.tasks.sleepy_task': 0.5}
+    settings.USER_TASKS_METRICS_PORT = 9100
+    settings.USER_TASKS_STATUS_FILTERS = ['user_tasks.filters.StatusFilterBackend']
+    assert checks.check_settings() == []
+
+
+@pytest.mark.parametrize('name, value, check_id', BAD)
+def test_a_wrong_value_is_one_error_naming_the_setting(settings, name, value, check_id):
+    setattr(settings, name, value)
+    errors = checks.check_settings()
+    assert [error.id for error in errors] == [f'user_tasks.{check_id}']
+    assert errors[0].msg.startswith(f'{name} must be ') and repr(value) in errors[0].msg
+
+
+def test_manage_py_check_fails_on_a_wrong_value(settings):
+    settings.USER_TASKS_MAX_AGE = 3600
+    with pytest.raises(SystemCheckError, match=r'user_tasks\.E001.*USER_TASKS_MAX_AGE must be a positive'):
+        call_command('check')
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('name, value, check_id', [
+    ('USER_TASKS_MAX_AGE', 3600, 'E001'), ('USER_TASKS_MAX_AGE', timedelta(days=-30), 'E001'),
+    ('USER_TASKS_MAX_AGE_BY_STATE', {'Succeeded': -timedelta(days=1)}, 'E008'),
+    ('USER_TASKS_PURGE_BATCH_SIZE', -1, 'E009'),
+])
+def test_purge_refuses_a_wrong_value_and_deletes_nothing(settings, user, name, value, check_id):
+    young = create_status(user, 1, state=UserTaskStatus.SUCCEEDED, finished=timezone.now())
+    setattr(settings, name, value)
+    with pytest.raises(ImproperlyConfigured, match=rf'^{name} must be .*\(user_tasks\.{check_id}\)$'):
+        purge()
+    with pytest.raises(CommandError, match=name):
+        call_command('purge_old_user_tasks')
+    assert UserTaskStatus.objects.filter(pk=young.pk).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize('name, value', [('USER_TASKS_STALE_AFTER', '10m'), ('USER_TASKS_PENDING_TIMEOUT', 0)])
+def test_reaper_refuses_a_wrong_value(settings, user, name, value):
+    running = create_status(user, 1, state=UserTaskStatus.IN_PROGRESS)
+    setattr(settings, name, value)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        reap()
+    with pytest.raises(CommandError, match=name):
+        call_command('reap_stale_user_tasks')
+    assert UserTaskStatus.objects.get(pk=running.pk).state == UserTaskStatus.IN_PROGRESS
+
+
+def test_unset_settings_do_not_build_their_defaults(monkeypatch):
+    """A host without DRF (``manage.py migrate`` in tests/upgrade) must pass: defaults are not imported."""
+    from user_tasks import conf  # pylint: disable=import-outside-toplevel
+
+    def explode():
+        raise ImportError('No module named rest_framework')
+    monkeypatch.setitem(conf.DEFAULTS, 'USER_TASKS_STATUS_FILTERS', explode)
+    monkeypatch.setitem(conf.DEFAULTS, 'USER_TASKS_ARTIFACT_FILTERS', explode)
+    assert checks.check_settings() == []

@@ -1,0 +1,38 @@
+"""
+Artifact files leave storage with their rows, once the delete commits.
+
+One ``post_delete`` receiver covers every way a row goes through the ORM: the REST
+DELETE, the admin's delete page and actions, and the cascade from a deleted status or
+user.  The file is deleted only after the transaction commits, so a rolled-back delete
+keeps it.  The purge deletes rows without the ORM's signals and removes their files
+itself (``user_tasks.retention``).
+"""
+import logging
+
+from django.db import transaction
+
+from user_tasks.conf import get_storage
+
+LOG = logging.getLogger(__name__)
+
+
+def _delete_file(name):
+    try:
+        get_storage().delete(name)
+    except Exception:  # pylint: disable=broad-except
+        LOG.exception('Could not delete the artifact file %s', name)
+
+
+def remove_artifact_file(sender, instance, using=None, **kwargs):  # pylint: disable=unused-argument
+    """Delete a deleted artifact's file from storage once the delete commits (``post_delete``)."""
+    name = instance.file.name if instance.file else None
+    if name:
+        transaction.on_commit(lambda: _delete_file(name), using=using)
+
+
+def connect():
+    """Connect the receiver (idempotent)."""
+    from django.db.models.signals import post_delete  # pylint: disable=import-outside-toplevel
+
+    from user_tasks.models import UserTaskArtifact  # pylint: disable=import-outside-toplevel
+    post_delete.connect(remove_artifact_file, sender=UserTaskArtifact, dispatch_uid='user_tasks.remove_artifact_file')
