@@ -242,3 +242,19 @@ def test_the_admin_speaks_the_language(superuser, owner):  # noqa: F811
     html = client.get(f'/admin/user_tasks/usertaskstatus/{status.pk}/change/').content.decode()
     assert 'Un nom de cette tâche que l’utilisateur qui l’a lancée comprendra' in html
     assert client.get('/admin/').content.decode().count('Tâches des utilisateurs') >= 1
+
+
+@pytest.mark.urls('tests.urls_with_pages')
+def test_refusals_and_cut_errors_are_in_the_language(api, owner):  # noqa: F811
+    api.force_authenticate(owner)
+    response = api.get(f'{API}tasks/', {'name': 'a\x00b'}, HTTP_ACCEPT_LANGUAGE='de')
+    assert response.status_code == 400
+    assert response.json() == {'detail': "Der Abfrageparameter 'name' enthält ein NUL-Zeichen."}
+    page = client_for(owner, 'es').get('/user_tasks/', {'user': 'a\x00b'})
+    assert page.status_code == 400 and page.content.decode() == 'Un filtro contiene un carácter NUL.'
+    status = create_status(owner, state=S.IN_PROGRESS)
+    status.fail('x' * 10003)
+    html = client_for(owner, 'fr').get(reverse('user_tasks:task-detail', kwargs={'uuid': status.uuid})).content.decode()
+    assert '[tronqué\u00a0: 3 caractères de plus]' in html
+    html = client_for(owner, 'ar').get(reverse('user_tasks:task-detail', kwargs={'uuid': status.uuid})).content.decode()
+    assert '[مقتطع: %d أحرف إضافية]' % 3 in html
