@@ -48,6 +48,8 @@ EXTRAS_REQUIRE = {
         'opentelemetry-instrumentation-celery',
         'PyYAML',
         'drf-spectacular',
+        # edx-platform's REST middleware and JWT authentication, run by tests/openedx_host.
+        'edx-drf-extensions',
         'schemathesis',
         'playwright',
         'polib',  # the catalog completeness test (tests/test_translations.py)

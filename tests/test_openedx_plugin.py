@@ -216,6 +216,13 @@ def test_host_worker_runs_the_task(host):
     assert task['artifacts'] == ['Output']
 
 
+def test_host_publishes_protocol_1_as_edx_platform(host):
+    """Issue 11 item 3: the host's app sends protocol 1, and the worker tracked that message."""
+    assert host.report['task_protocol'] == 1
+    assert host.report['published_protocols'] == [1]
+    assert host.report['task']['state'] == 'Succeeded'
+
+
 def test_host_api_serves_the_task_to_its_owner(host):
     api = host.report['api']
     assert api['list_status'] == 200
@@ -223,9 +230,24 @@ def test_host_api_serves_the_task_to_its_owner(host):
     assert api['list_states'] == ['Succeeded']
     assert api['detail_status'] == 200
     assert api['detail']['name'] == 'Host task for plugin check'
-    assert api['anonymous_status'] in (401, 403)
+    assert api['anonymous_status'] == 401  # the host's first class (JWT) challenges
     assert api['other_list_names'] == []
     assert api['other_detail_status'] == 404
+
+
+def test_host_rest_api_through_edx_platform_middleware(host):
+    """Issue 11 item 0: every route through edx-drf-extensions' middleware, JWT auth first."""
+    assert host.report['rest_walk'] == {
+        'anonymous list': [401, None],  # JwtAuthentication, first, sends a challenge (SPEC A6)
+        'list': [200, 1],
+        'detail': [200, 'Succeeded'],
+        'artifact list': [200, 1],
+        'artifact detail': [200, 'Output'],
+        'cancel finished': [200, 'Succeeded'],
+        'cancel waiting': [200, 'Canceled'],
+        'delete': [204, False],
+        'detail after delete': [404, None],
+    }, host.scenario.stderr[-3000:]
 
 
 def test_host_reverses_unnamespaced(host):

@@ -320,7 +320,7 @@ class TestCancelAndTerminate:
             status.increment_completed_steps()
         with pytest.raises(TaskCanceledException):
             status.set_state('Still going')
-        assert db(status).completed_steps == 1
+        assert db(status).completed_steps == 2  # as 4.0: the step is counted, then the cancel raised
 
     def test_terminate_scheduled_after_commit_for_opted_in_class(self, make_status, revoke,
                                                                  django_capture_on_commit_callbacks):
@@ -330,11 +330,23 @@ class TestCancelAndTerminate:
         try:
             with mock.patch.object(terminate_canceled_task, 'apply_async') as apply_async:
                 with django_capture_on_commit_callbacks(execute=False) as callbacks:
-                    assert db(status).cancel() is True
+                    with transaction.atomic():  # the caller's transaction (TestCase's do not count)
+                        assert db(status).cancel() is True
                 apply_async.assert_not_called()
                 for callback in callbacks:
                     callback()
             apply_async.assert_called_once_with((status.task_id,), countdown=7)
+        finally:
+            del ut_settings.USER_TASKS_TERMINATE_AFTER
+
+    def test_terminate_scheduled_at_once_under_testcase_autocommit(self, make_status, revoke):
+        status = make_status(task_class='tests.tasks.sleepy_task')
+        status.start()
+        ut_settings.USER_TASKS_TERMINATE_AFTER = {'tests.tasks.sleepy_task': 7}
+        try:
+            with mock.patch.object(terminate_canceled_task, 'apply_async') as apply_async:
+                assert db(status).cancel() is True
+                apply_async.assert_called_once_with((status.task_id,), countdown=7)
         finally:
             del ut_settings.USER_TASKS_TERMINATE_AFTER
 

@@ -13,6 +13,7 @@ from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
 
 _EXPORTER = InMemorySpanExporter()
+_PROCESSOR = SimpleSpanProcessor(_EXPORTER)
 
 
 @pytest.fixture(scope='session')
@@ -22,7 +23,9 @@ def _provider():
         provider = TracerProvider()
         trace.set_tracer_provider(provider)
         provider = trace.get_tracer_provider()
-    provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+    # Once per process: other modules import this fixture, and a second processor would export twice.
+    if _PROCESSOR not in provider._active_span_processor._span_processors:  # pylint: disable=protected-access
+        provider.add_span_processor(_PROCESSOR)
     return provider
 
 

@@ -34,3 +34,26 @@ def canceling_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
 def loose_task(self, *args, **kwargs):  # pylint: disable=unused-argument
     """Takes anything, so Celery's own argument check cannot catch a missing ``user_id``."""
     return len(args)
+
+
+class HostHookTask(UserTask):  # pylint: disable=abstract-method
+    """A host's hooks that read ``user_id`` themselves, as Studio's export task does."""
+
+    abstract = True
+    hook_calls = []
+
+    @classmethod
+    def generate_name(cls, arguments_dict):
+        cls.hook_calls.append('generate_name')
+        return f"Export for {arguments_dict['user_id']}"
+
+    @staticmethod
+    def calculate_total_steps(arguments_dict):
+        HostHookTask.hook_calls.append('calculate_total_steps')
+        return 1
+
+
+@shared_task(base=HostHookTask, bind=True, typing=False)
+def host_hook_task(self, user_id, course='c'):  # pylint: disable=unused-argument
+    """Celery does not check its arguments (``typing=False``), so a missing user_id reaches the receiver."""
+    return 'ran'

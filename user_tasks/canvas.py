@@ -5,7 +5,7 @@ The row for a task is written when its message is published.  A chain, group or
 chord gets a container row (``is_container``, ``task_class`` ``celery.chain`` /
 ``celery.group`` / ``celery.chord``) whose children are its UserTask members; a
 chord's header group is a container under the chord.  Everything a publish needs is
-read from the message (see ``user_tasks.utils``), with one exception: a group's
+read from the message (``message_from_proto2`` for protocol 2), with one exception: a group's
 members are sent one message at a time and no message says how many there are, so
 the group object being applied is read from the publishing stack to size the
 container up front.  That is what stops a fast first child from completing a group
@@ -15,12 +15,12 @@ whose later members have not been recorded yet.  When the group cannot be found
 import logging
 import sys
 
-from celery import current_app
+from celery import chain, current_app, current_task
 from celery.canvas import Signature, _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
-from user_tasks import lifecycle
+from user_tasks import commit, lifecycle
 from user_tasks.exceptions import MixedOwnersError
 from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
@@ -51,12 +51,14 @@ def _user_id(arguments):
 def _describe(task, args, kwargs, task_id):
     """An unsaved status row for one invocation of a UserTask."""
     arguments = task.arguments_as_dict(*(args or ()), **(kwargs or {}))
+    # As 4.0: a missing or malformed user_id fails before any host hook sees the arguments.
+    user_id = _user_id(arguments)
     return UserTaskStatus(
         task_id=task_id,
         task_class=task.name,
         name=task.generate_name(arguments),
         total_steps=task.calculate_total_steps(arguments),
-        user_id=_user_id(arguments),
+        user_id=user_id,
     )
 
 
@@ -131,7 +133,7 @@ def _container(task_id, task_class, user_id, name, total_steps, parent=None, siz
         row = UserTaskStatus(task_id=task_id, task_class=task_class, is_container=True, name=name or '',
                              total_steps=total_steps, user_id=user_id, parent=parent)
         try:
-            with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+            with commit.atomic(using=router.db_for_write(UserTaskStatus)):
                 _save(row)
         except IntegrityError:  # another publisher created it first
             row, created = UserTaskStatus.objects.get(task_id=task_id), False
@@ -166,12 +168,22 @@ def _grow(container, steps, created, sized, name):
         container.set_name(name)
 
 
+def _published_by_a_task(message):
+    """
+    Whether a running task publishes this message (a chain's next step, a chord's body).
+
+    Protocol 2 says so with ``parent_id``; protocol 1 (edx-platform's) sends no ids, so the
+    publishing task is what tells.
+    """
+    return bool(message.get('parent_id')) or bool(current_task and current_task.request.id)
+
+
 def record_publish(task, message):
     """Write the rows for a UserTask message about to be published (protocol-1 dict shape)."""
     task_id = message['id']
     if message.get('retries') or _recorded.get(task_id):
         return None
-    if message.get('parent_id') and UserTaskStatus.objects.filter(task_id=task_id).exists():
+    if _published_by_a_task(message) and UserTaskStatus.objects.filter(task_id=task_id).exists():
         return None  # a chain step or chord body recorded when its canvas was first published
     status = _describe(task, message.get('args'), message.get('kwargs'), task_id)
     user_task_name = (message.get('kwargs') or {}).get('user_task_name')
@@ -272,6 +284,39 @@ def forget_unsent(task_id):
         UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.PENDING).delete()
 
 
+def message_from_proto2(body, headers):
+    """
+    The protocol-1 shaped message of a protocol-2 ``(args, kwargs, embed)`` body and its headers.
+
+    Unlike 4.0's ``user_tasks.utils.proto2_to_proto1`` (kept as it was), this reads what
+    tracking needs: ``parent_id``/``root_id``, and the rest of a chain, which protocol 2
+    sends as the embed key ``chain`` (last task first) and protocol 1 as a first callback.
+    Nothing in the message is changed.
+    """
+    args, kwargs, embed = body
+    embed = embed or {}
+    callbacks = list(embed.get('callbacks') or [])
+    if embed.get('chain'):
+        # A worker continuing a chain publishes the rest as plain dicts, which Celery's
+        # chain() would fold into a single signature.
+        tail = [maybe_signature(sig, app=current_app) if type(sig) is dict else sig  # pylint: disable=unidiomatic-typecheck
+                for sig in reversed(embed['chain'])]
+        callbacks.insert(0, chain(tail))
+    return {
+        'id': headers.get('id'),
+        'task': headers.get('task'),
+        'args': args,
+        'kwargs': kwargs,
+        'retries': headers.get('retries') or 0,
+        'taskset': headers.get('group'),
+        'chord': embed.get('chord'),
+        'callbacks': callbacks or None,
+        'errbacks': embed.get('errbacks'),
+        'parent_id': headers.get('parent_id'),
+        'root_id': headers.get('root_id'),
+    }
+
+
 def message_from_options(task, args, kwargs, task_id, options):
     """The protocol-1 shaped message ``apply_async`` will send, built from its options."""
     callbacks = list(options.get('link') or [])
@@ -298,7 +343,7 @@ def create_status_for_request(task, request):
     # The registered name of a default-named task is module.function.
     status.task_class = task.name
     try:
-        with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+        with commit.atomic(using=router.db_for_write(UserTaskStatus)):
             return _save(status)
     except IntegrityError:
         existing = UserTaskStatus.objects.filter(task_id=request.id).first()
@@ -307,4 +352,4 @@ def create_status_for_request(task, request):
         raise TypeError(f'Invalid user_id: {status.user_id}')  # pylint: disable=raise-missing-from
 
 
-__all__ = ['record_publish', 'message_from_options', 'create_status_for_request', 'Signature']
+__all__ = ['record_publish', 'message_from_options', 'message_from_proto2', 'create_status_for_request', 'Signature']

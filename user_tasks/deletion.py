@@ -7,9 +7,10 @@ running ones stop at their next progress call (the worker treats a missing row a
 canceled) and, for classes in ``USER_TASKS_TERMINATE_AFTER``, are terminated after their
 grace period.  The artifact files go once the delete commits (``user_tasks.files``).
 """
-from django.db import router, transaction
+from django.db import router
 from django.db.models import Q
 
+from user_tasks import commit
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -29,7 +30,7 @@ def _terminate_later(running):
     for task_id, task_class in running:
         grace = grace_by_class.get(task_class)
         if grace is not None:
-            transaction.on_commit(
+            commit.after_commit(
                 lambda task_id=task_id, grace=grace: terminate_canceled_task.apply_async(
                     (task_id,), {'deleted': True}, countdown=grace),
                 using=router.db_for_write(UserTaskStatus))
@@ -37,7 +38,7 @@ def _terminate_later(running):
 
 def cancel_and_delete(status):
     """Cancel ``status`` (and its children) unless it has ended, then delete it with its subtree."""
-    with transaction.atomic(using=router.db_for_write(UserTaskStatus)):
+    with commit.atomic(using=router.db_for_write(UserTaskStatus)):
         running = _running_below(status)
         if status.state not in UserTaskStatus.FINAL_STATES or status.is_container:
             status.cancel()

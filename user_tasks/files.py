@@ -9,8 +9,7 @@ itself (``user_tasks.retention``).
 """
 import logging
 
-from django.db import transaction
-
+from user_tasks import commit
 from user_tasks.conf import get_storage
 
 LOG = logging.getLogger(__name__)
@@ -27,7 +26,7 @@ def remove_artifact_file(sender, instance, using=None, **kwargs):  # pylint: dis
     """Delete a deleted artifact's file from storage once the delete commits (``post_delete``)."""
     name = instance.file.name if instance.file else None
     if name:
-        transaction.on_commit(lambda: _delete_file(name), using=using)
+        commit.after_commit(lambda: _delete_file(name), using=using)
 
 
 def connect():

@@ -3,16 +3,18 @@ Lifecycle events: how a state change tells the rest of the system about itself.
 
 The transition methods on ``UserTaskStatus`` call ``announce``/``announce_stopped``;
 the events are delivered after the surrounding transaction commits (at once in
-autocommit mode), so observers never see a change that is later rolled back.
-Observers (the public ``user_task_stopped`` signal, metrics, tracing) connect to
-``event``; a change of state never has to know who is listening.
+autocommit mode and under Django's ``TestCase``: see ``user_tasks.commit``), so
+observers never see a change that is later rolled back.  Observers (the public
+``user_task_stopped`` signal, metrics, tracing) connect to ``event``; a change of state
+never has to know who is listening.
 """
 import logging
 
-from django.db import router, transaction
+from django.db import router
 from django.dispatch import Signal
 
 from user_tasks import user_task_stopped
+from user_tasks.commit import after_commit
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ purged = Signal()
 
 
 def _on_commit(status, callback):
-    transaction.on_commit(callback, using=router.db_for_write(type(status)))
+    after_commit(callback, using=router.db_for_write(type(status)))
 
 
 def announce(status, kind, **details):

@@ -20,14 +20,15 @@ from uuid import uuid4
 
 from django.conf import settings
 from django.core.validators import URLValidator
-from django.db import connections, models, router, transaction
+from django.db import connections, models, router
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import lifecycle, localized
+from user_tasks import commit, lifecycle, localized
+from user_tasks.commit import after_commit
 from user_tasks.conf import get_storage
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.metrics.tracing import traced_cancel
@@ -246,18 +247,51 @@ class UserTaskStatus(TimeStampedModel):
             parent.state, parent.started = self.IN_PROGRESS, now
 
     def increment_completed_steps(self, steps=1):
-        """Add ``steps`` to the completed steps here and on every ancestor; raise if canceled."""
+        """
+        Add ``steps`` to the completed steps here and on every ancestor; then raise if canceled.
+
+        As 4.0, the steps are counted even when the task was canceled meanwhile (users see
+        "1 of 3" on a task canceled after its first step), and the cancellation is read by the
+        same statement that counts them (ADR 0002).
+        """
         now = timezone.now()
-        condition = None if self.is_container else ~Q(state=self.CANCELED)
         values = {'completed_steps': F('completed_steps') + steps, 'modified': now}
-        if not self.is_container:
-            values['heartbeat'] = now
-        if not self._update(condition, **values):
-            self._raise_if_canceled_or_gone()
-            return
+        if self.is_container:
+            if not self._update(**values):
+                return
+        else:
+            state = self._add_steps_returning_state(steps, now)
+            if state is None:
+                # The row was deleted: treated as canceled, so the body stops (see above).
+                raise TaskCanceledException(f'The task {self.task_id} has been deleted')
+            self.state = state
         self.completed_steps += steps
         self._add_to_ancestors('completed_steps', steps, now)
         lifecycle.announce(self, lifecycle.PROGRESS, steps=steps)
+        self._raise_if_canceled()
+
+    def _add_steps_returning_state(self, steps, now):
+        """
+        Count ``steps`` done and touch the heartbeat; return the row's state (None: no row).
+
+        One ``UPDATE ... RETURNING`` where the database has it (PostgreSQL, SQLite 3.35+);
+        MariaDB reads the state in a second statement.
+        """
+        cls = type(self)
+        alias = router.db_for_write(cls)
+        connection = connections[alias]
+        if not _can_update_returning(connection):
+            if not self._update(completed_steps=F('completed_steps') + steps, modified=now, heartbeat=now):
+                return None
+            return cls.objects.using(alias).filter(pk=self.pk).values_list('state', flat=True).first()
+        quote = connection.ops.quote_name
+        db_now = cls._meta.get_field('modified').get_db_prep_value(now, connection)
+        sql = (f'UPDATE {quote(cls._meta.db_table)} SET completed_steps = completed_steps + %s, '
+               f'modified = %s, heartbeat = %s WHERE {quote(cls._meta.pk.column)} = %s RETURNING state')
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [int(steps), db_now, db_now, self.pk])
+            row = cursor.fetchone()
+        return row[0] if row else None
 
     def increment_total_steps(self, steps):
         """Add ``steps`` to the total steps here and on every ancestor, in one statement."""
@@ -313,7 +347,7 @@ class UserTaskStatus(TimeStampedModel):
         """
         text = json.dumps(message) if isinstance(message, dict) else str(message)
         now = timezone.now()
-        with transaction.atomic(using=router.db_for_write(type(self))):
+        with commit.atomic(using=router.db_for_write(type(self))):
             moved = self._finish(self.FAILED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
             if moved:
                 UserTaskArtifact.objects.create(status=self, name='Error', text=text)
@@ -421,8 +455,8 @@ class UserTaskStatus(TimeStampedModel):
         if grace is None:
             return
         from user_tasks.tasks import terminate_canceled_task  # pylint: disable=import-outside-toplevel
-        transaction.on_commit(lambda: terminate_canceled_task.apply_async((self.task_id,), countdown=grace),
-                              using=router.db_for_write(type(self)))
+        after_commit(lambda: terminate_canceled_task.apply_async((self.task_id,), countdown=grace),
+                     using=router.db_for_write(type(self)))
 
     def mark_stopped(self):
         """

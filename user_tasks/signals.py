@@ -19,7 +19,6 @@ from user_tasks import user_task_stopped  # noqa: F401  re-exported: Studio impo
 from user_tasks import canvas, recovery
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.models import UserTaskStatus
-from user_tasks.utils import proto2_to_proto1
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def create_user_task(sender=None, body=None, headers=None, **kwargs):  # pylint:
     if isinstance(body, dict) or not headers or 'task' not in headers:
         message = body  # protocol 1
     else:
-        message = proto2_to_proto1(body, headers)
+        message = canvas.message_from_proto2(body, headers)
     try:
         canvas.record_publish(task, message)
     except TypeError as exc:
@@ -55,8 +54,7 @@ def start_user_task(sender=None, task_id=None, task=None, **kwargs):  # pylint: 
     task = _user_task(task or sender)
     if task is None:
         return
-    if not transaction.get_connection(router.db_for_write(UserTaskStatus)).in_atomic_block:
-        close_old_connections()
+    _close_stale_connections()
     request = task.request
     status = UserTaskStatus.start_task(request.id, attempt=_attempt(request)) if request.id else None
     if status is not None:
@@ -68,6 +66,22 @@ def start_user_task(sender=None, task_id=None, task=None, **kwargs):  # pylint: 
             task.request.user_task_skip = f'its status is already {status.state}'
     except TaskCanceledException:
         task.request.user_task_skip = 'it was canceled before it started'
+
+
+def _close_stale_connections():
+    """
+    Close connections the database may have dropped ("MySQL server has gone away"), as 4.0 does.
+
+    Never inside an atomic block (that would end the caller's transaction), and not when the
+    connection cannot even be looked up: the task then runs and reports its own error.
+    """
+    try:
+        connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
+    except Exception as exc:  # pylint: disable=broad-except
+        LOG.warning('Not closing stale database connections: %r', exc)
+        return
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 def _attempt(request):

@@ -16,6 +16,7 @@ from celery.utils import uuid
 from django.db import router, transaction
 
 from user_tasks import canvas, canvas_owners, metrics
+from user_tasks.commit import in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -100,15 +101,17 @@ class UserTaskMixin:
         """
         Publish the task; inside a transaction, record it now and publish after commit.
 
+        Django ``TestCase``'s own atomic blocks do not count (``user_tasks.commit``).
+
         The row is written in the caller's transaction (so it rolls back with it) and
         the message is only sent once that transaction commits, so a worker never sees
         a task whose row it cannot read.  The AsyncResult is returned at once.
         """
         canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
-        connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
+        using = router.db_for_write(UserTaskStatus)
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
-                or not connection.in_atomic_block):
+                or not in_transaction(using)):
             task_id = task_id or uuid()
             try:
                 return super().apply_async(args, kwargs, task_id=task_id, **options)
@@ -123,7 +126,7 @@ class UserTaskMixin:
         # pool by commit time: the deferred publish acquires its own.
         options.pop('producer', None)
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
-        transaction.on_commit(publish, using=connection.alias)
+        transaction.on_commit(publish, using=using)
         return self.AsyncResult(task_id)
 
     def apply(self, args=None, kwargs=None, *more, **options):  # pylint: disable=keyword-arg-before-vararg

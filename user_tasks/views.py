@@ -8,7 +8,9 @@ object, so an object the user may not view is a 404 and one they may view but no
 is a 403.
 """
 from django.db import DatabaseError
+from django.core.signals import setting_changed
 from django.db.models import Prefetch
+from django.dispatch import receiver
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import mixins, permissions, viewsets
@@ -63,17 +65,14 @@ class DjangoObjectPermissionsIncludingView(permissions.DjangoObjectPermissions):
 
 
 class _ProjectSettingsMixin:
-    """Authenticate and paginate as the project's DRF settings say *now*; absurd offsets are 404s."""
+    """Authenticate and paginate as the project's DRF settings say; absurd offsets are 404s."""
 
-    # DRF binds its defaults when views.py is imported; reading them per request follows
-    # settings a host (or a test) changes later too.
-    @property
-    def authentication_classes(self):
-        return api_settings.DEFAULT_AUTHENTICATION_CLASSES
-
-    @property
-    def pagination_class(self):
-        return api_settings.DEFAULT_PAGINATION_CLASS
+    # Plain class attributes, as DRF documents them: hosts read them from the class
+    # (edx-drf-extensions' EnsureJWTAuthSettingsMiddleware iterates
+    # ``view.cls.authentication_classes``; schema generators read the other two).
+    # ``_follow_settings`` rebinds them when a host or a test changes the settings.
+    authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -114,9 +113,7 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
     lookup_field = 'uuid'
     action_perms_map = {'cancel': ['%(app_label)s.cancel_%(model_name)s']}
 
-    @property
-    def filter_backends(self):
-        return settings.USER_TASKS_STATUS_FILTERS
+    filter_backends = settings.USER_TASKS_STATUS_FILTERS
 
     def get_queryset(self):
         # Only what the hyperlinks need, for every listed status in one query.
@@ -156,9 +153,31 @@ class ArtifactViewSet(_ProjectSettingsMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = (DjangoObjectPermissionsIncludingView,)
     lookup_field = 'uuid'
 
-    @property
-    def filter_backends(self):
-        return settings.USER_TASKS_ARTIFACT_FILTERS
+    filter_backends = settings.USER_TASKS_ARTIFACT_FILTERS
 
     def get_queryset(self):
         return super().get_queryset().select_related('status').order_by('-created', '-id')
+
+
+_FOLLOWED_SETTINGS = {'REST_FRAMEWORK', 'USER_TASKS_STATUS_FILTERS', 'USER_TASKS_ARTIFACT_FILTERS'}
+
+
+@receiver(setting_changed)
+def _follow_settings(setting=None, **kwargs):  # pylint: disable=unused-argument
+    """
+    Rebind the viewsets' class attributes when their settings change (``override_settings``).
+
+    DRF reloads ``api_settings`` on the same signal, and its receiver was connected first
+    (``rest_framework.settings`` is imported above), so the values read here are current.
+    """
+    if setting not in _FOLLOWED_SETTINGS:
+        return
+    for viewset in (StatusViewSet, ArtifactViewSet):
+        viewset.authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
+        viewset.pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
+    for viewset, name in ((StatusViewSet, 'USER_TASKS_STATUS_FILTERS'),
+                          (ArtifactViewSet, 'USER_TASKS_ARTIFACT_FILTERS')):
+        try:
+            viewset.filter_backends = getattr(settings, name)
+        except (ImportError, TypeError, ValueError):
+            pass  # a wrong value: the system check (user_tasks.checks) names it; keep the last good one

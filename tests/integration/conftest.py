@@ -157,12 +157,26 @@ class Worker:
         self.db_name = db_name
         self.process = None
         self._log = None
+        #: The message protocol the worker publishes with (retries, chain steps, chord bodies).
+        self.protocol = celery_app.conf.task_protocol
 
     def env(self):
-        return worker_env(self.db_name, QUEUE, RESULT_BACKEND, self.stopped_log)
+        env = worker_env(self.db_name, QUEUE, RESULT_BACKEND, self.stopped_log)
+        env['USER_TASKS_TEST_PROTOCOL'] = str(self.protocol)
+        return env
 
-    def start(self):
-        open(self.stopped_log, 'w', encoding='utf-8').close()  # pylint: disable=consider-using-with
+    def use_protocol(self, protocol):
+        """Restart the worker (warm shutdown) to publish with ``protocol``, unless it already does."""
+        if protocol == self.protocol:
+            return
+        self.stop()
+        self.protocol = protocol
+        self.start(keep_stops=True)
+        self.wait_ready()
+
+    def start(self, keep_stops=False):
+        if not keep_stops:
+            open(self.stopped_log, 'w', encoding='utf-8').close()  # pylint: disable=consider-using-with
         self._log = open(self.log_path, 'ab')  # pylint: disable=consider-using-with
         command = [
             sys.executable, '-m', 'celery', '-A', 'tests.celery', 'worker',
@@ -246,6 +260,27 @@ def real_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # pylint
     # Every stop is in the log once the worker has shut down: none may be announced twice.
     repeated = {key: count for key, count in Counter(uuid_ for uuid_, _ in process.stops()).items() if count > 1}
     assert not repeated, f'user_task_stopped sent more than once for {repeated}'
+
+
+@pytest.fixture(scope='module', params=[2, 1], ids=['proto2', 'proto1'])
+def message_protocol(request, real_worker):  # pylint: disable=redefined-outer-name
+    """
+    Run a module's message-handling scenarios under both protocols (module scope: one restart each way).
+
+    Protocol 2 is Celery's default (other Django sites); protocol 1 is what edx-platform's
+    Celery app sends.  The test process and the worker publish with the same protocol.
+    """
+    default = celery_app.conf.task_protocol
+    real_worker.use_protocol(request.param)
+    celery_app.conf.task_protocol = request.param
+    celery_app.amqp.__dict__.pop('create_task_message', None)  # Celery caches the builder it used first
+    try:
+        assert celery_app.amqp.create_task_message == celery_app.amqp.task_protocols[request.param]
+        yield request.param
+    finally:
+        celery_app.conf.task_protocol = default
+        celery_app.amqp.__dict__.pop('create_task_message', None)
+        real_worker.use_protocol(default)
 
 
 @pytest.fixture

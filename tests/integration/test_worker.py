@@ -1,6 +1,11 @@
 """
 User tasks run by a real prefork worker through a real broker on a real database.
 
+The scenarios that exercise message handling (publish, retry, failure, cancel, groups,
+chains, chords) run under message protocol 2 (Celery's default) and protocol 1 (what
+edx-platform's Celery app sends), with the worker publishing the same protocol
+(``message_protocol`` in conftest.py).
+
 Each test publishes from this process, waits (bounded) until every row it expects has
 ended, then checks the final rows exactly and that the worker sent ``user_task_stopped``
 exactly once per final row, containers included, with the final state.
@@ -13,7 +18,8 @@ import pytest
 from celery import chain, chord, group
 from django.contrib.auth import get_user_model
 
-from tests.tasks import counting_task, failing_task, plain_task, retrying_task, sample_task
+from tests.tasks import counting_task, failing_task, marker_task, plain_task, retrying_task, sample_task, stepping_task
+from user_tasks import user_task_stopped
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -81,7 +87,7 @@ def assert_stopped_once(worker, rows, timeout=15):
     assert dict(logged) == expected
 
 
-def test_single_task(worker, task_user):
+def test_single_task(message_protocol, worker, task_user):  # pylint: disable=unused-argument
     result = sample_task.delay(task_user.id, label='single', steps=3)
 
     rows = wait_until_ended(task_user, 1)
@@ -97,7 +103,7 @@ def test_single_task(worker, task_user):
     assert_stopped_once(worker, rows)
 
 
-def test_retrying_task_counts_attempts_then_succeeds(worker, task_user):
+def test_retrying_task_counts_attempts_then_succeeds(message_protocol, worker, task_user):  # pylint: disable=unused-argument
     retrying_task.delay(task_user.id, succeed_on=3)
 
     rows = wait_until_ended(task_user, 1)
@@ -108,7 +114,7 @@ def test_retrying_task_counts_attempts_then_succeeds(worker, task_user):
     assert_stopped_once(worker, rows)
 
 
-def test_failing_task_ends_failed_with_error_artifact(worker, task_user):
+def test_failing_task_ends_failed_with_error_artifact(message_protocol, worker, task_user):  # pylint: disable=unused-argument
     failing_task.delay(task_user.id, message='the export broke: disk full')
 
     rows = wait_until_ended(task_user, 1)
@@ -122,7 +128,7 @@ def test_failing_task_ends_failed_with_error_artifact(worker, task_user):
     assert_stopped_once(worker, rows)
 
 
-def test_group_of_twenty(worker, task_user):
+def test_group_of_twenty(message_protocol, worker, task_user):  # pylint: disable=unused-argument
     members = [sample_task.s(task_user.id, label=f'g{i}', steps=2) for i in range(20)]
     members[7] = sample_task.s(task_user.id, label='g7', steps=2, user_task_name='Twenty at once')
     result = group(members).apply_async()
@@ -140,7 +146,7 @@ def test_group_of_twenty(worker, task_user):
     assert_stopped_once(worker, rows)
 
 
-def test_chain(worker, task_user):
+def test_chain(message_protocol, worker, task_user):  # pylint: disable=unused-argument
     result = chain(
         sample_task.s(task_user.id, label='first', steps=2),
         sample_task.si(task_user.id, label='second', steps=3, user_task_name='Two steps'),
@@ -160,7 +166,7 @@ def test_chain(worker, task_user):
     assert_stopped_once(worker, rows)
 
 
-def test_chord(worker, task_user):
+def test_chord(message_protocol, worker, task_user):  # pylint: disable=unused-argument
     header = [sample_task.s(task_user.id, label=f'h{i}', steps=1) for i in range(3)]
     body = sample_task.si(task_user.id, label='body', steps=2, user_task_name='Gather')
     result = chord(header)(body)
@@ -180,6 +186,36 @@ def test_chord(worker, task_user):
     assert body_row.task_id == result.id
     assert result.get(timeout=30) == 'body'
     assert_stopped_once(worker, rows)
+
+
+def test_cancel_waiting_and_running_tasks(message_protocol, worker, task_user, tmp_path):  # pylint: disable=unused-argument
+    """A delayed task canceled before it runs never runs; a running one stops at its next step."""
+    marker = str(tmp_path / 'marker.txt')
+    waiting = marker_task.apply_async(kwargs={'user_id': task_user.pk, 'marker': marker}, countdown=2)
+    running = stepping_task.apply_async(kwargs={'user_id': task_user.pk, 'steps': 100, 'delay': 0.1,
+                                                'marker': marker + '.steps'})
+    _wait_for('the running task to count a step',
+              lambda: UserTaskStatus.objects.filter(task_id=running.id, completed_steps__gte=1).exists(), 30)
+    stopped_here = []  # the waiting task's stop is announced by this process, which cancels it
+    user_task_stopped.connect(lambda sender, status, **kw: stopped_here.append((status.task_id, status.state)),
+                              weak=False, dispatch_uid='test_worker.cancel')
+    try:
+        assert UserTaskStatus.objects.get(task_id=waiting.id).cancel() is True
+        assert UserTaskStatus.objects.get(task_id=running.id).cancel() is True
+    finally:
+        user_task_stopped.disconnect(dispatch_uid='test_worker.cancel')
+    assert stopped_here == [(waiting.id, 'Canceled')]
+
+    rows = wait_until_ended(task_user, 2)
+
+    by_id = {row.task_id: row for row in rows}
+    assert by_id[waiting.id].state == by_id[running.id].state == 'Canceled'
+    assert by_id[waiting.id].completed_steps == 0
+    assert 1 <= by_id[running.id].completed_steps < 100
+    _wait_for('the worker to discard the revoked task',
+              lambda: f'Discarding revoked task: tests.tasks.marker_task[{waiting.id}]' in worker.log_tail(), 15)
+    assert not (tmp_path / 'marker.txt').exists()
+    assert_stopped_once(worker, [by_id[running.id]])
 
 
 def test_five_thousand_steps(worker, task_user):

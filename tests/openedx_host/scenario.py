@@ -63,6 +63,13 @@ def main():
     owner = user_model.objects.create_user('owner', 'owner@example.com', 'secret')
     other = user_model.objects.create_user('other', 'other@example.com', 'secret')
 
+    from celery.signals import before_task_publish
+    shapes = []
+
+    def record_shape(body=None, headers=None, **kwargs):  # pylint: disable=unused-argument
+        # Protocol 1: the whole message is one dict body and the headers start empty.
+        shapes.append(1 if isinstance(body, dict) else 2)
+    before_task_publish.connect(record_shape, weak=False)
     result = host_task.delay(owner.id, 'plugin check')
     status = wait_until_final(result.id)
     report = {
@@ -76,6 +83,8 @@ def main():
         'settings_schedules': {
             name: sorted(getattr(settings, name, {}) or {}) for name in ('CELERYBEAT_SCHEDULE', 'CELERY_BEAT_SCHEDULE')
         },
+        'task_protocol': app.conf.task_protocol,
+        'published_protocols': shapes,
         'registered_tasks': sorted(name for name in app.tasks if name.startswith(('user_tasks.', 'tests.'))),
         'task': None,
     }
@@ -125,8 +134,48 @@ def main():
     report['pages']['other_detail'] = client.get(detail_page).status_code
     report['api']['other_list_names'] = [row.get('name') for row in (client.get('/api/tasks/v0/tasks/').json() or [])]
     report['api']['other_detail_status'] = client.get(detail_path).status_code
+    report['rest_walk'] = rest_walk(owner, status)
     print('REPORT ' + json.dumps(report))
     return 0
+
+
+def rest_walk(owner, status):
+    """
+    Every REST route through the host's middleware, as Studio's pages and ``cms_user_tasks`` call them.
+
+    Returns {route: [HTTP status, what the test checks]}; a 500 anywhere is what
+    edx-drf-extensions' middleware gave when a view attribute was a property.
+    """
+    from django.test import Client
+
+    from user_tasks.models import UserTaskStatus
+
+    api = '/api/tasks/v0/'
+    client = Client()
+    walk = {'anonymous list': [client.get(f'{api}tasks/').status_code, None]}
+    client.force_login(owner)
+    listing = client.get(f'{api}tasks/')
+    walk['list'] = [listing.status_code, len(listing.json()) if listing.status_code == 200 else None]
+    detail = client.get(f'{api}tasks/{status.uuid}/')
+    walk['detail'] = [detail.status_code, detail.json().get('state') if detail.status_code == 200 else None]
+    artifacts = client.get(f'{api}artifacts/')
+    walk['artifact list'] = [artifacts.status_code, len(artifacts.json()) if artifacts.status_code == 200 else None]
+    artifact = status.artifacts.first()
+    one = client.get(f'{api}artifacts/{artifact.uuid}/')
+    walk['artifact detail'] = [one.status_code, one.json().get('name') if one.status_code == 200 else None]
+    finished = client.post(f'{api}tasks/{status.uuid}/cancel/')
+    walk['cancel finished'] = [finished.status_code,
+                               finished.json().get('state') if finished.status_code == 200 else None]
+    waiting = UserTaskStatus.objects.create(
+        user=owner, task_id='rest-walk-waiting', task_class='tests.openedx_host.tasks.host_task',
+        name='Waiting', total_steps=1)
+    canceled = client.post(f'{api}tasks/{waiting.uuid}/cancel/')
+    walk['cancel waiting'] = [canceled.status_code,
+                              canceled.json().get('state') if canceled.status_code == 200 else None]
+    deleted = client.delete(f'{api}tasks/{waiting.uuid}/')
+    walk['delete'] = [deleted.status_code, UserTaskStatus.objects.filter(pk=waiting.pk).exists()]
+    walk['detail after delete'] = [client.get(f'{api}tasks/{waiting.uuid}/').status_code, None]
+    return walk
 
 
 if __name__ == '__main__':

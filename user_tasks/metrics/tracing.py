@@ -125,8 +125,18 @@ def traced_submit(record):
     return wrapper
 
 
-def inject_headers(sender=None, headers=None, **kwargs):  # pylint: disable=unused-argument
-    """Put the publishing context in a user task's message headers (``before_task_publish``)."""
+def inject_headers(sender=None, headers=None, body=None, **kwargs):  # pylint: disable=unused-argument
+    """
+    Put the publishing context in a user task's message headers (``before_task_publish``).
+
+    Under protocol 1 (edx-platform's) the headers start empty and the task id is in the
+    body.  opentelemetry-instrumentation-celery reads the id from the headers as soon as
+    they are not empty, in its ``before_task_publish`` and ``after_task_publish``
+    receivers: headers holding only ``traceparent`` would give it no id, so its publish
+    span would never start (connected after us) or never end (connected before us, one
+    leaked span per publish).  So the id goes into the headers with the context.  The
+    worker reads protocol-1 headers as ``request.headers``; the body is never touched.
+    """
     if not ENABLED or headers is None or 'traceparent' in headers:
         return  # Celery's instrumentation may have put its publish span there already
     try:
@@ -134,8 +144,12 @@ def inject_headers(sender=None, headers=None, **kwargs):  # pylint: disable=unus
             return  # no SDK: no span context worth carrying
         from user_tasks.metrics.prometheus import _user_task  # pylint: disable=import-outside-toplevel
         from celery import current_app  # pylint: disable=import-outside-toplevel
-        if _user_task(current_app.tasks.get(sender)):
-            propagate.inject(headers)
+        if not _user_task(current_app.tasks.get(sender)):
+            return
+        protocol_1 = not headers and isinstance(body, dict)
+        propagate.inject(headers)
+        if protocol_1 and headers and body.get('id'):
+            headers.setdefault('id', body['id'])
     except Exception:  # pylint: disable=broad-except
         telemetry_error('publish')
 

@@ -56,13 +56,33 @@ if HOST_LAYOUT == 'edx-platform':
 if HOST_WITH_EXAMPLE:
     INSTALLED_APPS.append('example.apps.ExampleConfig')
 
+# The REST part of edx-platform's stack (lms/envs/common.py, cms/envs/common.py): the JWT
+# cookie reassembly before authentication, and EnsureJWTAuthSettingsMiddleware, which reads
+# every API view's ``authentication_classes`` from its class.
 MIDDLEWARE = [
+    'edx_rest_framework_extensions.middleware.RequestCustomAttributesMiddleware',
     'django.contrib.sessions.middleware.SessionMiddleware',
     'django.middleware.common.CommonMiddleware',
+    'edx_rest_framework_extensions.auth.jwt.middleware.JwtAuthCookieMiddleware',
     'django.middleware.csrf.CsrfViewMiddleware',
     'django.contrib.auth.middleware.AuthenticationMiddleware',
     'django.contrib.messages.middleware.MessageMiddleware',
+    'edx_rest_framework_extensions.auth.jwt.middleware.EnsureJWTAuthSettingsMiddleware',
 ]
+# As edx-platform configures DRF: JWT first, then the session (Studio's pages use the session).
+REST_FRAMEWORK = {
+    'DEFAULT_AUTHENTICATION_CLASSES': [
+        'edx_rest_framework_extensions.auth.jwt.authentication.JwtAuthentication',
+        'rest_framework.authentication.SessionAuthentication',
+    ],
+}
+JWT_AUTH = {
+    'JWT_ISSUER': 'http://127.0.0.1/oauth2',
+    'JWT_AUDIENCE': 'openedx-host',
+    'JWT_SECRET_KEY': SECRET_KEY,
+    'JWT_AUTH_COOKIE_HEADER_PAYLOAD': 'edx-jwt-cookie-header-payload',
+    'JWT_AUTH_COOKIE_SIGNATURE': 'edx-jwt-cookie-signature',
+}
 TEMPLATES = [{
     'BACKEND': 'django.template.backends.django.DjangoTemplates',
     'APP_DIRS': True,
