@@ -12,8 +12,15 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_noop
 
-from tests.rest_fixtures import (  # noqa: F401  pylint: disable=unused-import
-    API, api, create_artifact, create_status, owner, rules_added, stranger, superuser,
+from tests.rest_fixtures import (  # noqa: F401
+    API,
+    api,
+    create_artifact,
+    create_status,
+    owner,
+    rules_added,
+    stranger,
+    superuser,
 )
 from user_tasks import recovery, stages
 from user_tasks.models import UserTaskStatus
@@ -131,7 +138,7 @@ def test_without_parameters_a_percent_sign_is_plain_text(owner):  # noqa: F811
 
 
 def test_a_broken_translation_falls_back_to_english():
-    from user_tasks import localized  # pylint: disable=import-outside-toplevel
+    from user_tasks import localized
     assert localized.render('%(count)s files', {'count': 3}, translate=False) == '3 files'
     assert localized.render('', {}) == ''  # never the catalog's header
     assert localized.stored_message('Compressing 3 files', 'Compressing %(count)s files', {}) == \
@@ -213,9 +220,9 @@ def test_the_task_page_shows_stage_steps_and_library_errors_in_the_language(owne
 
 @pytest.mark.urls('tests.urls_with_pages')
 def test_the_list_page_says_just_now_and_ago_in_the_language(owner):  # noqa: F811
-    from datetime import timedelta  # pylint: disable=import-outside-toplevel
+    from datetime import timedelta
 
-    from django.utils import timezone  # pylint: disable=import-outside-toplevel
+    from django.utils import timezone
     create_status(owner, 1, name='Fresh')
     old = create_status(owner, 2, name='Old')
     S.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(hours=3))
@@ -234,7 +241,7 @@ def test_the_admin_speaks_the_language(superuser, owner):  # noqa: F811
                  'classe de tâche', 'progression', 'statut de tâche utilisateur', 'est un conteneur'):
         assert text in html.lower(), text
     assert '<td class="field-state_label">En attente</td>' in html
-    from unittest import mock  # pylint: disable=import-outside-toplevel
+    from unittest import mock
     with mock.patch('user_tasks.signals.celery_app'):
         response = client.post('/admin/user_tasks/usertaskstatus/',
                                {'action': 'cancel_selected', '_selected_action': [status.pk]}, follow=True)

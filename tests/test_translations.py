@@ -162,7 +162,7 @@ def test_english_and_unknown_custom_states_are_untouched():
     ('zh-cn', '已完成 %(done)d/%(total)d 步', '已完成 %(done)d/%(total)d 步', '已完成 %(done)d/%(total)d 步'),
 ])
 def test_plural_forms_follow_the_language(language, one, two, eleven):
-    from django.utils.translation import ngettext  # pylint: disable=import-outside-toplevel
+    from django.utils.translation import ngettext
     with translation.override(language):
         for count, expected in ((1, one), (2, two), (11, eleven)):
             assert ngettext('%(done)d of %(total)d step', '%(done)d of %(total)d steps', count) == expected

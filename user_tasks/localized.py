@@ -51,7 +51,7 @@ def checked_params(msgid, params):
     if not params:
         return None
     stored = json.loads(json.dumps(params))
-    msgid % stored  # pylint: disable=pointless-statement
+    msgid % stored
     return stored
 
 

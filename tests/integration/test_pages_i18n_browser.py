@@ -25,8 +25,13 @@ import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
 
-from tests.integration.test_pages_browser import (  # noqa: F401  pylint: disable=unused-import
-    WAIT_MS, browser, owner, screenshot, site, wait_for_row,
+from tests.integration.test_pages_browser import (  # noqa: F401
+    WAIT_MS,
+    browser,
+    owner,
+    screenshot,
+    site,
+    wait_for_row,
 )
 from tests.tasks import failing_task, staged_task
 from user_tasks import stages
@@ -54,7 +59,7 @@ VISIBLE_TEXT = """() => {
 }"""
 
 
-def open_in(browser, site, user, locale):  # noqa: F811  pylint: disable=redefined-outer-name
+def open_in(browser, site, user, locale):  # noqa: F811
     """A page logged in as ``user`` in a browser whose language is ``locale`` (its Accept-Language)."""
     client = Client()
     client.force_login(user)
@@ -82,7 +87,7 @@ def _words(text):
     return {word.lower() for word in re.findall(r'[A-Za-z]{2,}', re.sub(r'%\(\w+\)\w', ' ', text))}
 
 
-def english_on(page, english_words, user_content):  # pylint: disable=redefined-outer-name
+def english_on(page, english_words, user_content):
     """The English UI words on ``page``, once the user's own content is taken out."""
     text = page.evaluate(VISIBLE_TEXT)
     for content in sorted(user_content, key=len, reverse=True):
@@ -148,7 +153,7 @@ def test_task_and_list_pages_in_french_have_no_english_ui_word(browser, site, ow
 
 def _filled_side(png):
     """Where the filled part of a progress bar's screenshot lies: the mean x of its accent pixels, 0..1."""
-    from PIL import Image  # pylint: disable=import-outside-toplevel
+    from PIL import Image
     image = Image.open(io.BytesIO(png)).convert('RGB')
     width, height = image.size
     row = height // 2

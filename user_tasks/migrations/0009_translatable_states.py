@@ -6,12 +6,14 @@ Translatable custom states and translated labels.
 - Verbose names and help texts marked for translation (no SQL: labels only).
 """
 
+import uuid
+
 import django.core.validators
 import django.db.models.deletion
-import user_tasks.conf
-import uuid
 from django.conf import settings
 from django.db import migrations, models
+
+import user_tasks.conf
 
 
 class Migration(migrations.Migration):
