@@ -97,8 +97,10 @@ pull_translations:
 docs: $(VENV)/.stamp
 	$(VENV)/bin/sphinx-build -W -b html docs docs/_build/html
 
+# ruff (ruff.toml), then the layers and the import graph (.importlinter).
 quality: $(VENV)/.stamp-quality
 	$(VENV)/bin/ruff check $(wildcard user_tasks tests example bench)
+	$(VENV)/bin/lint-imports --config .importlinter
 
 bench: $(VENV)/.stamp
 	@for f in bench/*.py; do \

@@ -68,6 +68,7 @@ EXTRAS_REQUIRE = {
     ],
     'quality': [
         'ruff',
+        'import-linter',
     ],
 }
 

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  pylint: disable=wrong-import-position
+import common  # noqa: E402
 
 BENCH = 'admin_changelist'
 ROWS = int(os.environ.get('BENCH_ADMIN_ROWS', '1000000'))
@@ -52,7 +52,7 @@ def _plan(connection, queryset):
 def main():
     deadline = common.Deadline(600)
     common.configure(BENCH, db='postgres')
-    # pylint: disable=import-outside-toplevel
+
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  pylint: disable=wrong-import-position
+import common  # noqa: E402
 
 BENCH = 'api_lists'
 API = '/api/tasks/v0/'
@@ -27,7 +27,6 @@ UPSTREAM = '1 + rows (10,000 tasks: 10,002 statements, ~9 s)'
 
 def _fill(user, total, have):
     """Add statuses (one artifact each) for ``user`` until there are ``total``."""
-    # pylint: disable=import-outside-toplevel
     from user_tasks.models import UserTaskArtifact, UserTaskStatus
     batch = 2000
     for start in range(have, total, batch):
@@ -49,7 +48,7 @@ def main():
     sizes = [int(size) for size in options.sizes.split(',')]
     deadline = common.Deadline(300)
     common.configure(BENCH, db='postgres')
-    # pylint: disable=import-outside-toplevel
+
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client

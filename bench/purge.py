@@ -25,16 +25,17 @@ LIVE = 100
 
 def main():
     media = tempfile.mkdtemp(prefix='bench-purge-')
-    from django.conf import settings  # pylint: disable=import-outside-toplevel
+    from django.conf import settings
     settings.MEDIA_ROOT = media
     django.setup()
-    from django.contrib.auth import get_user_model  # pylint: disable=import-outside-toplevel
-    from django.db import connection  # pylint: disable=import-outside-toplevel
-    from django.utils import timezone  # pylint: disable=import-outside-toplevel
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
 
-    from user_tasks.models import UserTaskArtifact, UserTaskStatus as S  # pylint: disable=import-outside-toplevel
-    from user_tasks.conf import settings as ut_settings  # pylint: disable=import-outside-toplevel
-    from user_tasks.retention import purge  # pylint: disable=import-outside-toplevel
+    from user_tasks.conf import settings as ut_settings
+    from user_tasks.models import UserTaskArtifact
+    from user_tasks.models import UserTaskStatus as S
+    from user_tasks.retention import purge
 
     test_db = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:

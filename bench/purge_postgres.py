@@ -25,7 +25,7 @@ import time
 import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  pylint: disable=wrong-import-position
+import common  # noqa: E402
 
 BENCH = 'purge'
 UPSTREAM = {'peak_memory_mb': 300, 'longest_statement_s': 0.87}
@@ -115,7 +115,7 @@ def main():
     media = tempfile.mkdtemp(prefix='user_tasks_bench_purge_')
     try:
         common.configure(BENCH, db='postgres', extra_env={'USER_TASKS_TEST_MEDIA_ROOT': media})
-        # pylint: disable=import-outside-toplevel
+
         from django.contrib.auth import get_user_model
         from django.db import connection
 

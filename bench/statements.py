@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  pylint: disable=wrong-import-position
+import common  # noqa: E402
 
 BENCH = 'statements'
 TARGETS = {'publish': 1, 'run': 3, 'step': 1, 'group10': 22}
@@ -38,7 +38,7 @@ REDIS_DB = {'postgres': 10, 'mariadb': 11}
 
 def _measure(db, verbose):
     common.configure(BENCH, db=db, broker_db=REDIS_DB[db])
-    # pylint: disable=import-outside-toplevel
+
     from celery import group
     from django.contrib.auth import get_user_model
     from django.db import connection

@@ -45,11 +45,11 @@ TASKS_PER_BLOCK = int(os.environ.get('BENCH_TASKS', '40'))
 
 def _postgres(statement):
     """Run one statement on the server's ``postgres`` database (create/drop the bench's)."""
-    from urllib.parse import urlparse  # pylint: disable=import-outside-toplevel
+    from urllib.parse import urlparse
 
-    import psycopg2  # pylint: disable=import-outside-toplevel
+    import psycopg2
 
-    from tests.settings import SERVICES  # pylint: disable=import-outside-toplevel
+    from tests.settings import SERVICES
     url = urlparse(SERVICES['postgres'])
     connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
                                   password=url.password or '', dbname='postgres', connect_timeout=5)
@@ -62,21 +62,21 @@ def _postgres(statement):
 
 
 def run():
-    import django  # pylint: disable=import-outside-toplevel
+    import django
     django.setup()
-    from django.contrib.auth import get_user_model  # pylint: disable=import-outside-toplevel
-    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
-    from opentelemetry import trace  # pylint: disable=import-outside-toplevel
-    from opentelemetry.sdk.trace import TracerProvider  # pylint: disable=import-outside-toplevel
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # pylint: disable=import-outside-toplevel
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # pylint: disable=import-outside-toplevel
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
         InMemorySpanExporter,
     )
 
-    from tests.celery import app  # pylint: disable=import-outside-toplevel
-    from tests.tasks import sample_task  # pylint: disable=import-outside-toplevel
-    from user_tasks import metrics  # pylint: disable=import-outside-toplevel
-    from user_tasks.models import UserTaskStatus  # pylint: disable=import-outside-toplevel
+    from tests.celery import app
+    from tests.tasks import sample_task
+    from user_tasks import metrics
+    from user_tasks.models import UserTaskStatus
 
     call_command('migrate', verbosity=0)
     app.conf.task_always_eager = True
@@ -130,7 +130,7 @@ def main():
         result = run()
     finally:
         if DB == 'postgres':
-            from django.db import connections  # pylint: disable=import-outside-toplevel
+            from django.db import connections
             connections.close_all()
             _postgres(f'DROP DATABASE IF EXISTS "{os.environ["USER_TASKS_TEST_DB_NAME"]}"')
     print(json.dumps(result))

@@ -29,7 +29,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  pylint: disable=wrong-import-position
+import common  # noqa: E402
 
 BENCH = 'throughput'
 BROKER_DB, RESULT_DB = 12, 13
@@ -69,7 +69,7 @@ def main():
         extra.update(USER_TASKS_BENCH_CONN_MAX_AGE='300', USER_TASKS_BENCH_DB_REUSE_MAX='1000000')
     env = common.configure(BENCH, db='postgres', broker_db=BROKER_DB, result_db=RESULT_DB, extra_env=extra)
 
-    # pylint: disable=import-outside-toplevel
+
     import redis
     from django.contrib.auth import get_user_model
     from django.db import connection

@@ -8,5 +8,5 @@ class ExampleConfig(AppConfig):
 
     def ready(self):
         # A host opts in to the owner-or-superuser permissions of the API and the pages.
-        from user_tasks.rules import add_rules  # pylint: disable=import-outside-toplevel
+        from user_tasks.rules import add_rules
         add_rules()

@@ -91,7 +91,7 @@ def clear_broker():
 
 def _child(command, log_name):
     """Start ``command`` in its own process group, its output in a log file under the var folder."""
-    log = open(os.path.join(settings.VAR_DIR, log_name), 'ab')  # pylint: disable=consider-using-with
+    log = open(os.path.join(settings.VAR_DIR, log_name), 'ab')
     return subprocess.Popen(command, cwd=REPO_ROOT, env=dict(os.environ), start_new_session=True,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
@@ -125,7 +125,7 @@ def wait_for_server(base, server, timeout=30):
         if server.poll() is not None:
             raise RuntimeError(f'the dev server exited with {server.returncode}; see {settings.VAR_DIR}/server.log')
         try:
-            urllib.request.urlopen(base + '/admin/login/', timeout=2).close()  # pylint: disable=consider-using-with
+            urllib.request.urlopen(base + '/admin/login/', timeout=2).close()
             return
         except (urllib.error.URLError, ConnectionError, socket.timeout):
             time.sleep(0.2)
@@ -289,7 +289,7 @@ def check_over_http(browser, tasks):
     return lines, problems
 
 
-def _interrupt(signum, frame):  # pylint: disable=unused-argument
+def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 

@@ -6,7 +6,7 @@ from celery import shared_task
 from user_tasks.tasks import UserTask
 
 
-class LongJobTask(UserTask):  # pylint: disable=abstract-method
+class LongJobTask(UserTask):
     """One step per item; named after its size."""
 
     @staticmethod
@@ -19,7 +19,7 @@ class LongJobTask(UserTask):  # pylint: disable=abstract-method
 
 
 @shared_task(base=LongJobTask, bind=True)
-def long_job(self, user_id, items=120, delay=0.5):  # pylint: disable=unused-argument
+def long_job(self, user_id, items=120, delay=0.5):
     """Process ``items`` slowly, showing a stage text; a cancel stops it at its next step."""
     for item in range(1, items + 1):
         self.status.set_state(f'Processing item {item} of {items}')
@@ -27,7 +27,7 @@ def long_job(self, user_id, items=120, delay=0.5):  # pylint: disable=unused-arg
         self.status.increment_completed_steps()
 
 
-class ChainStepTask(UserTask):  # pylint: disable=abstract-method
+class ChainStepTask(UserTask):
     """A step of the demo chain, named after its label."""
 
     @staticmethod
@@ -40,7 +40,7 @@ class ChainStepTask(UserTask):  # pylint: disable=abstract-method
 
 
 @shared_task(base=ChainStepTask, bind=True)
-def chain_step(self, user_id, label, **kwargs):  # pylint: disable=unused-argument
+def chain_step(self, user_id, label, **kwargs):
     """Two short steps with a stage text each (the chain shows them too)."""
     for stage in ('Preparing', 'Writing'):
         self.status.set_state(f'{stage} {label}')

@@ -35,7 +35,7 @@ GATE_TIMEOUT = 60
 DEMO_PAUSE = 0.3
 
 
-class CourseExportTask(UserTask):  # pylint: disable=abstract-method
+class CourseExportTask(UserTask):
     """Base class for course export tasks, as Studio's."""
 
     @staticmethod
@@ -55,7 +55,7 @@ def export_name(course_key_string):
 
 
 @shared_task(base=CourseExportTask, bind=True)
-def export_olx(self, user_id, course_key_string, language):  # pylint: disable=unused-argument
+def export_olx(self, user_id, course_key_string, language):
     """Export a course to an OLX tarball stored as the task's ``Output`` artifact."""
     try:
         self.status.set_state(stages.EXPORTING)
@@ -68,7 +68,7 @@ def export_olx(self, user_id, course_key_string, language):  # pylint: disable=u
         artifact = UserTaskArtifact(status=self.status, name='Output')
         artifact.file.save(name=_file_name(course_key_string), content=ContentFile(tarball))
         artifact.save()
-    except Exception as exception:  # pylint: disable=broad-except
+    except Exception as exception:
         # Studio logs the error and records it for the export page instead of raising.
         LOG.exception('Error exporting course %s', course_key_string)
         if self.status.state != UserTaskStatus.FAILED:

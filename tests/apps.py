@@ -3,7 +3,7 @@ from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 
 
-def _fast_sqlite(sender, connection, **kwargs):  # pylint: disable=unused-argument
+def _fast_sqlite(sender, connection, **kwargs):
     """WAL lets the in-process worker read while a test writes; no fsync keeps the file fast."""
     if connection.vendor == 'sqlite':
         # On the raw connection, so query-count tests never see these statements.

@@ -57,7 +57,7 @@ def _session_worker():
 
 
 @pytest.fixture
-def worker(_session_worker, transactional_db):  # pylint: disable=unused-argument
+def worker(_session_worker, transactional_db):
     """
     A real in-process Celery worker consuming the memory broker (needs committed data).
 
@@ -114,7 +114,7 @@ UNCONSUMED_QUEUE = 'user_tasks_unit_unconsumed'
 
 def wait_until(predicate, timeout=10, interval=0.02):
     """Poll ``predicate`` until it returns a truthy value (Celery stores a result before its success signal)."""
-    import time  # pylint: disable=import-outside-toplevel
+    import time
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -140,7 +140,7 @@ class PublishedRecorder:
 
 @pytest.fixture
 def published():
-    from celery.signals import after_task_publish  # pylint: disable=import-outside-toplevel
+    from celery.signals import after_task_publish
     recorder = PublishedRecorder()
     after_task_publish.connect(recorder, weak=False, dispatch_uid='tests.published_recorder')
     yield recorder

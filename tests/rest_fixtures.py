@@ -13,17 +13,17 @@ def rules_added():
 
 
 @pytest.fixture
-def owner(django_user_model, rules_added):  # pylint: disable=unused-argument
+def owner(django_user_model, rules_added):
     return django_user_model.objects.create_user('owner', 'owner@example.com', 'owner-pw')
 
 
 @pytest.fixture
-def stranger(django_user_model, rules_added):  # pylint: disable=unused-argument
+def stranger(django_user_model, rules_added):
     return django_user_model.objects.create_user('stranger', 'stranger@example.com', 'stranger-pw')
 
 
 @pytest.fixture
-def superuser(django_user_model, rules_added):  # pylint: disable=unused-argument
+def superuser(django_user_model, rules_added):
     return django_user_model.objects.create_superuser('root', 'root@example.com', 'root-pw')
 
 

@@ -41,7 +41,7 @@ def span_record(span):
 
 
 def _exporter(path):
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # pylint: disable=import-outside-toplevel
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class JsonLinesSpanExporter(SpanExporter):
         """Appends every exported span to ``path`` as a JSON line."""
@@ -61,12 +61,12 @@ def _exporter(path):
     return JsonLinesSpanExporter()
 
 
-def setup_tracing(**kwargs):  # pylint: disable=unused-argument
+def setup_tracing(**kwargs):
     """Install the SDK in this (pool child) process, exporting to the file named by ``USER_TASKS_TEST_SPAN_FILE``."""
     path = os.environ.get(ENV)
     if not path:
         return
-    # pylint: disable=import-outside-toplevel
+
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider

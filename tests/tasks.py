@@ -10,7 +10,7 @@ from user_tasks.models import UserTaskArtifact
 from user_tasks.tasks import UserTask
 
 
-class SampleTask(UserTask):  # pylint: disable=abstract-method
+class SampleTask(UserTask):
     """Counts its steps from ``steps`` and names itself after ``label``."""
 
     @staticmethod
@@ -23,7 +23,7 @@ class SampleTask(UserTask):  # pylint: disable=abstract-method
 
 
 @shared_task(base=SampleTask, bind=True)
-def sample_task(self, user_id, label='task', steps=1, **kwargs):  # pylint: disable=unused-argument
+def sample_task(self, user_id, label='task', steps=1, **kwargs):
     """Complete ``steps`` steps and write an Output artifact."""
     for _ in range(steps):
         self.status.increment_completed_steps()
@@ -32,18 +32,18 @@ def sample_task(self, user_id, label='task', steps=1, **kwargs):  # pylint: disa
 
 
 @shared_task(base=SampleTask, bind=True)
-def noop_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def noop_task(self, user_id, **kwargs):
     """Do nothing: the cheapest user task."""
     return None
 
 
 @shared_task(base=SampleTask, bind=True)
-def failing_task(self, user_id, message='it broke', **kwargs):  # pylint: disable=unused-argument
+def failing_task(self, user_id, message='it broke', **kwargs):
     raise ValueError(message)
 
 
 @shared_task(base=SampleTask, bind=True, max_retries=2, default_retry_delay=0)
-def retrying_task(self, user_id, succeed_on=2, **kwargs):  # pylint: disable=unused-argument
+def retrying_task(self, user_id, succeed_on=2, **kwargs):
     """Retry until attempt ``succeed_on`` (1-based), then succeed."""
     if self.request.retries + 1 < succeed_on:
         raise self.retry(exc=RuntimeError('not yet'), countdown=0)
@@ -51,7 +51,7 @@ def retrying_task(self, user_id, succeed_on=2, **kwargs):  # pylint: disable=unu
 
 
 @shared_task(base=SampleTask, bind=True)
-def slow_task(self, user_id, steps=10, delay=0.2, **kwargs):  # pylint: disable=unused-argument
+def slow_task(self, user_id, steps=10, delay=0.2, **kwargs):
     """Take ``steps`` steps of ``delay`` seconds each, checking for cancellation at each."""
     for _ in range(steps):
         time.sleep(delay)
@@ -60,7 +60,7 @@ def slow_task(self, user_id, steps=10, delay=0.2, **kwargs):  # pylint: disable=
 
 
 @shared_task(base=SampleTask, bind=True)
-def custom_state_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def custom_state_task(self, user_id, **kwargs):
     self.status.set_state('Exporting')
     self.status.increment_completed_steps()
     self.status.set_state('Compressing')
@@ -68,12 +68,12 @@ def custom_state_task(self, user_id, **kwargs):  # pylint: disable=unused-argume
 
 
 @shared_task(base=SampleTask, name='custom.registered.name', bind=True)
-def custom_named_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def custom_named_task(self, user_id, **kwargs):
     return self.name
 
 
 @shared_task(base=SampleTask)
-def unbound_task(user_id, label='unbound', **kwargs):  # pylint: disable=unused-argument
+def unbound_task(user_id, label='unbound', **kwargs):
     return label
 
 
@@ -87,12 +87,12 @@ def logged(function):
 
 @shared_task(base=SampleTask, bind=True)
 @logged
-def decorated_task(self, user_id, label='decorated', **kwargs):  # pylint: disable=unused-argument
+def decorated_task(self, user_id, label='decorated', **kwargs):
     return label
 
 
 @shared_task(base=SampleTask, bind=True)
-def varargs_task(self, user_id, *args, **kwargs):  # pylint: disable=unused-argument
+def varargs_task(self, user_id, *args, **kwargs):
     return len(args)
 
 
@@ -103,7 +103,7 @@ def plain_task(*args, **kwargs):
 
 
 @shared_task(base=SampleTask, bind=True)
-def counting_task(self, user_id, steps=1, **kwargs):  # pylint: disable=unused-argument
+def counting_task(self, user_id, steps=1, **kwargs):
     """Take ``steps`` single steps, then write a ``Counted`` artifact with the count the database holds."""
     for _ in range(steps):
         self.status.increment_completed_steps()
@@ -120,14 +120,14 @@ def _mark(marker, text):
 
 
 @shared_task(base=SampleTask, bind=True)
-def marker_task(self, user_id, marker=None, **kwargs):  # pylint: disable=unused-argument
+def marker_task(self, user_id, marker=None, **kwargs):
     """Write ``ran`` to ``marker``: proves whether the body ran at all."""
     _mark(marker, 'ran')
     return 'ran'
 
 
 @shared_task(base=SampleTask, bind=True)
-def stepping_task(self, user_id, steps=10, delay=0.2, marker=None, **kwargs):  # pylint: disable=unused-argument
+def stepping_task(self, user_id, steps=10, delay=0.2, marker=None, **kwargs):
     """Like ``slow_task``, writing ``step N`` to ``marker`` after each step and ``done`` at the end."""
     _mark(marker, f'started {os.getpid()}')
     for step in range(steps):
@@ -139,7 +139,7 @@ def stepping_task(self, user_id, steps=10, delay=0.2, marker=None, **kwargs):  #
 
 
 @shared_task(base=SampleTask, bind=True)
-def sleepy_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: disable=unused-argument
+def sleepy_task(self, user_id, seconds=30, marker=None, **kwargs):
     """Sleep ``seconds`` without a single progress call (cancellation cannot reach it cooperatively)."""
     _mark(marker, f'started {os.getpid()}')
     deadline = time.monotonic() + seconds
@@ -150,7 +150,7 @@ def sleepy_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: di
 
 
 @shared_task(base=SampleTask, bind=True, time_limit=2)
-def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):  # pylint: disable=unused-argument
+def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):
     """Sleep past its hard time limit of 2 s (the worker's main process kills the child)."""
     _mark(marker, f'started {os.getpid()}')
     time.sleep(seconds)
@@ -159,13 +159,13 @@ def time_limited_task(self, user_id, seconds=30, marker=None, **kwargs):  # pyli
 
 
 @shared_task
-def plain_noop_task(user_id, **kwargs):  # pylint: disable=unused-argument
+def plain_noop_task(user_id, **kwargs):
     """``noop_task``'s body as a plain Celery task (no status row): the throughput baseline."""
     return None
 
 
 @shared_task(base=SampleTask, bind=True)
-def spawning_task(self, user_id, other_user_id, **kwargs):  # pylint: disable=unused-argument
+def spawning_task(self, user_id, other_user_id, **kwargs):
     """Publish a lone task for another user from inside a body (a canvas member's own work)."""
     return sample_task.delay(other_user_id, label='spawned').id
 

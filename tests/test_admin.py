@@ -35,8 +35,8 @@ def _names(response):
 
 
 def test_both_models_registered():
-    assert isinstance(admin.site._registry[UserTaskStatus], UserTaskStatusAdmin)  # pylint: disable=protected-access
-    assert isinstance(admin.site._registry[UserTaskArtifact], UserTaskArtifactAdmin)  # pylint: disable=protected-access
+    assert isinstance(admin.site._registry[UserTaskStatus], UserTaskStatusAdmin)
+    assert isinstance(admin.site._registry[UserTaskArtifact], UserTaskArtifactAdmin)
 
 
 def test_status_changelist_newest_first_with_progress(staff_client, owner):

@@ -11,7 +11,6 @@ from django.urls import reverse
 from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
 
 from tests.rest_helpers import API, create_artifact, create_status
-
 from user_tasks import urls as api_urls
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.rules import STATUS_PERMISSION, add_rules
@@ -208,7 +207,7 @@ def staff_may_view_all():
 
 
 @pytest.mark.parametrize('method, suffix', [('delete', ''), ('post', 'cancel/')])
-def test_view_but_not_allowed_is_403(api, owner, stranger, staff_may_view_all, method, suffix):  # pylint: disable=unused-argument
+def test_view_but_not_allowed_is_403(api, owner, stranger, staff_may_view_all, method, suffix):
     status = create_status(owner)
     stranger.is_staff = True
     stranger.save()
@@ -520,7 +519,7 @@ def test_garbage_query_strings_are_never_500(api, owner, query):
     for route in ('tasks/', 'artifacts/'):
         response = api.get(f'{API}{route}{query}')
         if '%00' in query:
-            # A NUL byte is refused before any filter backend sees it (issue 12; PostgreSQL would 500).
+            # A NUL byte is refused before any filter backend sees it (PostgreSQL would 500).
             assert response.status_code == 400, (route, query, response.status_code)
             assert 'NUL' in response.json()['detail']
         else:

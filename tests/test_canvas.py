@@ -1,4 +1,4 @@
-"""Groups, chains and chords: container rows at publish and their statuses after a real run (SPEC A5, B3-B5)."""
+"""Groups, chains and chords: container rows at publish and their statuses after a real run."""
 import pytest
 from celery import chain, chord, group
 from django.db import transaction

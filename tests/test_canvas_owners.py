@@ -1,4 +1,4 @@
-"""One owner per canvas (issue 12, ADR 0008): a group, chain or chord mixing users is refused at publish."""
+"""One owner per canvas (ADR 0008): a group, chain or chord mixing users is refused at publish."""
 import pytest
 from celery import chain, chord, group
 from django.db import transaction
@@ -84,7 +84,7 @@ def test_row_never_goes_under_another_users_container(user, other_user):
     """A producer that bypasses apply_async (raw message) cannot attach B's task to A's group."""
     group(sample_task.si(user.pk), sample_task.si(user.pk)).apply_async(queue=UNCONSUMED_QUEUE)
     container = S.objects.get(is_container=True)
-    canvas._containers.clear()  # pylint: disable=protected-access  # another process: nothing remembered
+    canvas._containers.clear()  # another process: nothing remembered
     message = canvas.message_from_options(sample_task, (other_user.pk,), {}, 'intruder-id',
                                           {'group_id': container.task_id})
     with pytest.raises(MixedOwnersError):

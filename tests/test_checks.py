@@ -1,4 +1,4 @@
-"""System checks of every USER_TASKS_* setting (issue 12), and the purge and reaper refusing bad values."""
+"""System checks of every USER_TASKS_* setting, and the purge and reaper refusing bad values."""
 from datetime import timedelta
 
 import pytest
@@ -42,7 +42,7 @@ BAD = [
 
 
 def test_every_setting_has_a_check():
-    from user_tasks.conf import DEFAULTS  # pylint: disable=import-outside-toplevel
+    from user_tasks.conf import DEFAULTS
     assert set(checks.RULES) == set(DEFAULTS)
     assert len({rule[0] for rule in checks.RULES.values()}) == len(checks.RULES)
 
@@ -101,7 +101,7 @@ def test_reaper_refuses_a_wrong_value(settings, user, name, value):
 
 def test_unset_settings_do_not_build_their_defaults(monkeypatch):
     """A host without DRF (``manage.py migrate`` in tests/upgrade) must pass: defaults are not imported."""
-    from user_tasks import conf  # pylint: disable=import-outside-toplevel
+    from user_tasks import conf
 
     def explode():
         raise ImportError('No module named rest_framework')

@@ -1,5 +1,5 @@
 """
-Behaviours a host notices at once, kept exactly as django-user-tasks 4.0 has them (issue 11).
+Behaviours a host notices at once, kept exactly as django-user-tasks 4.0 has them.
 
 Items 0, 1, 3 and 4 have their own modules (test_view_class_attributes, test_testcase_autocommit,
 test_models::TestIncrementCompletedSteps, test_utils); this one holds items 2 and 5.

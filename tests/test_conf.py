@@ -1,4 +1,4 @@
-"""``user_tasks.conf``: lazy settings with defaults, attribute overrides, storage lookup (SPEC A2, A5, B1, B2)."""
+"""``user_tasks.conf``: lazy settings with defaults, attribute overrides, storage lookup."""
 from datetime import timedelta
 
 import pytest
@@ -53,7 +53,7 @@ def test_attribute_assignment_overrides_until_deleted():
 
 def test_unknown_setting():
     with pytest.raises(AttributeError):
-        settings.USER_TASKS_NO_SUCH_SETTING  # pylint: disable=pointless-statement
+        settings.USER_TASKS_NO_SUCH_SETTING
 
 
 def test_artifact_filters_read_from_their_own_setting():
@@ -85,9 +85,9 @@ class TestGetStorage:
         with override_settings(STORAGES=storages_setting,
                                USER_TASKS_ARTIFACT_STORAGE='tests.test_conf.CustomStorage'):
             storage = get_storage()
-            assert type(storage) is InMemoryStorage  # pylint: disable=unidiomatic-typecheck
+            assert type(storage) is InMemoryStorage
             assert storage is get_storage()
 
     def test_explicit_import_path_wins(self):
         with override_settings(USER_TASKS_ARTIFACT_STORAGE='tests.test_conf.CustomStorage'):
-            assert type(get_storage('django.core.files.storage.FileSystemStorage')) is FileSystemStorage  # pylint: disable=unidiomatic-typecheck
+            assert type(get_storage('django.core.files.storage.FileSystemStorage')) is FileSystemStorage

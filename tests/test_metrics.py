@@ -39,7 +39,7 @@ class Delta:
 def finished(task_id, timeout=10):
     """Wait for the row's stop to be announced and the attempt's postrun to have run."""
     assert wait_until(lambda: UserTaskStatus.objects.filter(task_id=task_id, finished__isnull=False).exists(), timeout)
-    assert wait_until(lambda: task_id not in prometheus._running, timeout)  # pylint: disable=protected-access
+    assert wait_until(lambda: task_id not in prometheus._running, timeout)
 
 
 def test_succeeded_task_counts_every_stage(worker, user):
@@ -94,7 +94,7 @@ def test_canceled_while_running_counts_canceled_with_duration(worker, user):
 
 @pytest.mark.django_db
 def test_canceled_while_pending_has_no_duration(make_status, monkeypatch, django_capture_on_commit_callbacks):
-    from user_tasks import signals  # pylint: disable=import-outside-toplevel
+    from user_tasks import signals
     monkeypatch.setattr(signals.celery_app.control, 'revoke', lambda *a, **k: None)
     status = make_status()
     delta = Delta(('user_tasks_completed_total', {'task': SAMPLE, 'queue': QUEUE, 'outcome': 'canceled'}),
@@ -164,7 +164,7 @@ def test_disconnected_records_nothing(worker, user):
 
 
 def test_build_info_and_known_label_sets_are_exported():
-    from user_tasks import __version__  # pylint: disable=import-outside-toplevel
+    from user_tasks import __version__
     assert value('user_tasks_build_info', version=__version__) == 1
     assert REGISTRY.get_sample_value('user_tasks_api_requests_total', {'operation': 'cancel', 'code_class': '5xx'}) == 0
     assert REGISTRY.get_sample_value('user_tasks_telemetry_errors_total', {'stage': 'exporter'}) is not None

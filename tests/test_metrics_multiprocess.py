@@ -13,9 +13,13 @@ import sys
 import textwrap
 
 SCRIPT = textwrap.dedent('''
-    import json, os, signal, sys
+    import glob, json, os, signal, sys
     from prometheus_client import generate_latest
     from user_tasks.metrics import multiprocess, prometheus, worker
+
+    def files():
+        """The ``.db`` files in the directory, sorted."""
+        return sorted(os.path.basename(f) for f in glob.glob(os.path.join(multiprocess.directory(), '*.db')))
 
     def child(graceful):
         prometheus.COMPLETED.labels('t', 'q', 'succeeded').inc()
@@ -35,10 +39,10 @@ SCRIPT = textwrap.dedent('''
             child(graceful=index % 2 == 0)
         os.waitpid(pid, 0)
         multiprocess.sweep()           # what the exporter does before every scrape
-        counts.append(len(multiprocess.files()))
+        counts.append(len(files()))
     prometheus.IN_PROGRESS.labels('t', 'q').inc()   # this (live) process runs one now
     body = generate_latest(multiprocess.registry()).decode()
-    print(json.dumps({'pid': os.getpid(), 'counts': counts, 'files': multiprocess.files(), 'body': body}))
+    print(json.dumps({'pid': os.getpid(), 'counts': counts, 'files': files(), 'body': body}))
 ''')
 
 

@@ -1,4 +1,4 @@
-"""The models: fields, ``__str__``, ``state_text`` and every status transition (SPEC A3, A4)."""
+"""The models: fields, ``__str__``, ``state_text`` and every status transition."""
 import json
 from unittest import mock
 

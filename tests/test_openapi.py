@@ -39,7 +39,7 @@ def test_committed_schema_is_up_to_date(tmp_path):
 
 
 def test_schema_has_every_route_and_no_extra_fields():
-    import yaml  # pylint: disable=import-outside-toplevel
+    import yaml
     with open(SCHEMA_PATH, encoding='utf-8') as handle:
         schema = yaml.safe_load(handle)
     routes = {path: sorted(ops) for path, ops in schema['paths'].items()}
@@ -99,13 +99,13 @@ class _Fixtures:
 
 @pytest.mark.timeout(300)
 @pytest.mark.django_db(transaction=True)
-def test_fuzz_live_api(live_server, django_user_model, rules_added, settings):  # pylint: disable=unused-argument
+def test_fuzz_live_api(live_server, django_user_model, rules_added, settings):
     requests = pytest.importorskip('requests')
     schemathesis = pytest.importorskip('schemathesis')
-    from hypothesis import HealthCheck, given  # pylint: disable=import-outside-toplevel
-    from hypothesis import settings as hypothesis_settings  # pylint: disable=import-outside-toplevel
-    from hypothesis import strategies as st  # pylint: disable=import-outside-toplevel
-    from schemathesis.specs.openapi.checks import ignored_auth  # pylint: disable=import-outside-toplevel
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+    from hypothesis import strategies as st
+    from schemathesis.specs.openapi.checks import ignored_auth
 
     owner = django_user_model.objects.create_user('fuzz-owner', 'fo@example.com', 'owner-pw')
     stranger = django_user_model.objects.create_user('fuzz-stranger', 'fs@example.com', 'stranger-pw')
@@ -149,7 +149,7 @@ def test_fuzz_live_api(live_server, django_user_model, rules_added, settings):  
                 # Authorization header we add, so it would flag a correct 200; the anonymous
                 # identity is what proves authentication is enforced.
                 case.validate_response(response, excluded_checks=[ignored_auth])
-            except Exception as exc:  # pylint: disable=broad-except
+            except Exception as exc:
                 failures.append((identity, mode.name, operation.label, case.path_parameters, case.query,
                                  response.status_code, str(exc)[:500]))
             fixtures.ensure()

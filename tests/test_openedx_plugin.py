@@ -19,9 +19,9 @@ from datetime import timedelta
 import pytest
 import rules
 from celery.schedules import crontab
+from django.utils.module_loading import import_string
 from edx_django_utils.plugins import PluginSettings, PluginURLs
 from edx_django_utils.plugins.constants import PLUGIN_APP_SETTINGS_FUNC_NAME
-from django.utils.module_loading import import_string
 
 from tests.openedx_host import runner
 from user_tasks.plugin import apps as plugin_apps
@@ -238,7 +238,7 @@ def test_host_api_serves_the_task_to_its_owner(host):
 def test_host_rest_api_through_edx_platform_middleware(host):
     """Issue 11 item 0: every route through edx-drf-extensions' middleware, JWT auth first."""
     assert host.report['rest_walk'] == {
-        'anonymous list': [401, None],  # JwtAuthentication, first, sends a challenge (SPEC A6)
+        'anonymous list': [401, None],  # JwtAuthentication, first, sends a challenge (docs/rest_api.rst)
         'list': [200, 1],
         'detail': [200, 'Succeeded'],
         'artifact list': [200, 1],

@@ -13,8 +13,13 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.rest_fixtures import (  # noqa: F401  pylint: disable=unused-import
-    create_artifact, create_status, owner, rules_added, stranger, superuser,
+from tests.rest_fixtures import (  # noqa: F401
+    create_artifact,
+    create_status,
+    owner,
+    rules_added,
+    stranger,
+    superuser,
 )
 from user_tasks import pages
 from user_tasks.models import UserTaskStatus
@@ -46,7 +51,7 @@ def media(settings, tmp_path):
 
 
 @pytest.fixture
-def file_artifact(owner, media):  # noqa: F811  pylint: disable=redefined-outer-name,unused-argument
+def file_artifact(owner, media):  # noqa: F811
     artifact = create_artifact(create_status(owner, 99, state=UserTaskStatus.SUCCEEDED, completed_steps=4), text='')
     artifact.file.save('course-v1_Org_Demo_2026.tar.gz', ContentFile(b'\x1f\x8b tarball bytes'))
     return artifact
@@ -104,14 +109,14 @@ def test_a_superuser_sees_and_cancels_any_task(owner, superuser, file_artifact):
 
 def test_permissions_come_from_has_perm(owner, monkeypatch):  # noqa: F811
     """A host's own rules decide, as for the REST API: no view permission, no page."""
-    import rules  # pylint: disable=import-outside-toplevel
+    import rules
     status = create_status(owner)
     monkeypatch.setitem(rules.permissions.permissions, 'user_tasks.view_usertaskstatus', rules.always_deny)
     assert as_user(owner).get(page(status)).status_code == 404
 
 
 def test_view_without_cancel_permission_is_403(owner, monkeypatch):  # noqa: F811
-    import rules  # pylint: disable=import-outside-toplevel
+    import rules
     status = create_status(owner, state=UserTaskStatus.IN_PROGRESS)
     monkeypatch.setitem(rules.permissions.permissions, 'user_tasks.cancel_usertaskstatus', rules.always_deny)
     client = as_user(owner)
@@ -362,7 +367,7 @@ def test_download_of_no_file_or_a_lost_file_is_404(owner, file_artifact, media):
 
 
 def test_rest_file_field_points_at_the_download_view_when_enabled(owner, file_artifact):  # noqa: F811
-    from rest_framework.test import APIClient  # pylint: disable=import-outside-toplevel
+    from rest_framework.test import APIClient
     api = APIClient()
     api.force_authenticate(owner)
     url = f'/api/tasks/v0/artifacts/{file_artifact.uuid}/'

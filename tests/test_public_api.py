@@ -1,4 +1,4 @@
-"""Every public name of SPEC A2 outside the REST, rules and admin modules, and the migrations state."""
+"""Public names of django-user-tasks 4.0 (docs/upgrading.rst) but the REST, rules and admin ones; migrations."""
 import importlib
 
 import pytest
@@ -46,6 +46,7 @@ def test_exception_is_runtime_error():
 def test_signals_module_attributes_are_the_real_ones():
     from celery import current_app
     from django import db
+
     from user_tasks import signals
     assert signals.celery_app is current_app
     assert signals.transaction is db.transaction

@@ -1,6 +1,9 @@
 """
 Exact SQL statement budgets of the hot paths (docs/performance.rst), so a regression fails the suite.
 
+The second part (from ``statements``) holds the counts first written in ``test_queries.py``,
+merged here so every budget is in one file.
+
 Counted on SQLite, where they are the same as on PostgreSQL (``bench/statements.py``
 measures both and MariaDB).  The REST list budgets (the same count for 1 and 500 rows)
 live with the API tests in ``tests/test_api.py``.
@@ -14,7 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import UNCONSUMED_QUEUE
-from tests.tasks import noop_task
+from tests.tasks import noop_task, sample_task
 from user_tasks import signals, user_task_stopped
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.models import UserTaskStatus
@@ -33,7 +36,7 @@ def _publish(user):
     return noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
 
 
-def test_publish_is_one_insert(celery_app, protocol, user):  # pylint: disable=unused-argument
+def test_publish_is_one_insert(celery_app, protocol, user):
     _publish(user)  # warm-up: the broker connection and Django's caches
     count, result, sql = _count(lambda: _publish(user))
     assert count == 1, sql
@@ -41,10 +44,10 @@ def test_publish_is_one_insert(celery_app, protocol, user):  # pylint: disable=u
     assert UserTaskStatus.objects.get(task_id=result.id).state == UserTaskStatus.PENDING
 
 
-def test_run_is_start_returning_then_succeed(celery_app, user):  # pylint: disable=unused-argument
+def test_run_is_start_returning_then_succeed(celery_app, user):
     states = []
 
-    def receiver(sender, status, **kwargs):  # pylint: disable=unused-argument
+    def receiver(sender, status, **kwargs):
         states.append(status.state)
     result = _publish(user)
     user_task_stopped.connect(receiver, dispatch_uid='tests.budget_stopped', weak=False)
@@ -60,7 +63,7 @@ def test_run_is_start_returning_then_succeed(celery_app, user):  # pylint: disab
     assert states == [UserTaskStatus.SUCCEEDED]
 
 
-def test_run_of_a_canceled_task_falls_back_to_load_and_skip(celery_app, user):  # pylint: disable=unused-argument
+def test_run_of_a_canceled_task_falls_back_to_load_and_skip(celery_app, user):
     """No row returned: the start reads the row as before, sees it canceled, and the body is skipped."""
     result = _publish(user)
     UserTaskStatus.objects.get(task_id=result.id).cancel()
@@ -72,9 +75,9 @@ def test_run_of_a_canceled_task_falls_back_to_load_and_skip(celery_app, user):  
     assert UserTaskStatus.objects.get(task_id=result.id).state == UserTaskStatus.CANCELED
 
 
-def test_run_without_a_row_falls_back_to_create(celery_app, user):  # pylint: disable=unused-argument
+def test_run_without_a_row_falls_back_to_create(celery_app, user):
     """An eager run with no publisher row: the UPDATE matches nothing, the row is read, created and started."""
-    from celery.utils import uuid  # pylint: disable=import-outside-toplevel
+    from celery.utils import uuid
     task_id = uuid()
     count, _, sql = _count(lambda: noop_task.apply(args=(user.pk,), task_id=task_id))
     # The UPDATE ... RETURNING that matched nothing, the read, the creation (in a savepoint),
@@ -84,17 +87,17 @@ def test_run_without_a_row_falls_back_to_create(celery_app, user):  # pylint: di
     assert UserTaskStatus.objects.get(task_id=task_id).state == UserTaskStatus.SUCCEEDED
 
 
-def test_started_row_is_built_with_converted_values(celery_app, user):  # pylint: disable=unused-argument
+def test_started_row_is_built_with_converted_values(celery_app, user):
     """The row the UPDATE ... RETURNING builds equals one read back: datetimes aware, uuid a UUID."""
     result = _publish(user)
     status = UserTaskStatus.start_task(result.id, attempt=1)
-    assert status is not None and status._state.adding is False  # pylint: disable=protected-access
+    assert status is not None and status._state.adding is False
     loaded = UserTaskStatus.objects.get(task_id=result.id)
-    for field in UserTaskStatus._meta.concrete_fields:  # pylint: disable=protected-access
+    for field in UserTaskStatus._meta.concrete_fields:
         assert getattr(status, field.attname) == getattr(loaded, field.attname), field.name
     assert status.state == UserTaskStatus.IN_PROGRESS and status.attempts == 1
     assert status.started is not None and status.started.tzinfo is not None
-    assert type(status.uuid) is type(loaded.uuid)  # pylint: disable=unidiomatic-typecheck
+    assert type(status.uuid) is type(loaded.uuid)
     assert UserTaskStatus.start_task('no-such-task', attempt=1) is None
     status.cancel()
     assert UserTaskStatus.start_task(result.id, attempt=1) is None
@@ -121,7 +124,7 @@ def test_step_still_detects_cancellation(make_status):
     assert UserTaskStatus.objects.get(pk=status.pk).completed_steps == 1
 
 
-def test_publish_group_of_ten(celery_app, protocol, user):  # pylint: disable=unused-argument
+def test_publish_group_of_ten(celery_app, protocol, user):
     group(noop_task.si(user.pk) for _ in range(2)).apply_async(queue=UNCONSUMED_QUEUE)
     before = UserTaskStatus.objects.count()
     count, _, sql = _count(lambda: group(noop_task.si(user.pk) for _ in range(10)).apply_async(queue=UNCONSUMED_QUEUE))
@@ -139,9 +142,79 @@ def test_worker_starts_tasks_after_celerys_django_fixup():
         pass
     task_prerun.connect(fixup_close, dispatch_uid='tests.fixup_close', weak=False)
     try:
-        signals._start_after_django_fixup()  # pylint: disable=protected-access
+        signals._start_after_django_fixup()
         receivers = [receiver() if isinstance(receiver, weakref.ReferenceType) else receiver
                      for _, receiver in task_prerun.receivers]
         assert receivers.index(signals.start_user_task) > receivers.index(fixup_close)
     finally:
         task_prerun.disconnect(dispatch_uid='tests.fixup_close')
+
+
+# -- statement counts on SQLite (formerly tests/test_queries.py) ----------------------------
+
+
+S = UserTaskStatus
+
+
+def statements(queries):
+    """The SQL statements run, without transaction control (BEGIN/COMMIT/SAVEPOINT)."""
+    return [q['sql'] for q in queries.captured_queries
+            if not q['sql'].upper().startswith(('SAVEPOINT', 'RELEASE SAVEPOINT', 'ROLLBACK TO SAVEPOINT',
+                                                'BEGIN', 'COMMIT'))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_one_user_task_outside_a_transaction(protocol, user):
+    with CaptureQueriesContext(connection) as queries:
+        result = sample_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
+    assert len(queries) == 1, statements(queries)
+    assert queries.captured_queries[0]['sql'].startswith('INSERT')
+    assert S.objects.filter(task_id=result.id).exists()
+
+
+@pytest.mark.django_db
+def test_increment_completed_steps_without_parent(make_status):
+    status = make_status(total_steps=3)
+    with CaptureQueriesContext(connection) as queries:
+        status.increment_completed_steps()
+    assert len(queries) == 1, statements(queries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_noop_task_from_prerun_to_success(user):
+    result = noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
+    with CaptureQueriesContext(connection) as queries:
+        noop_task.apply((user.pk,), task_id=result.id)  # prerun, body, success, as a worker runs it
+    sql = statements(queries)
+    # Start and load the row in one UPDATE ... RETURNING, then succeed it.
+    assert len(queries) == 2, sql
+    assert sql[0].startswith('UPDATE') and 'RETURNING' in sql[0] and sql[1].startswith('UPDATE')
+    row = S.objects.get(task_id=result.id)
+    assert row.state == S.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_noop_task_without_update_returning_loads_then_starts(user, monkeypatch):
+    """Where the database lacks UPDATE ... RETURNING (MariaDB), the run is today's three statements."""
+    monkeypatch.setattr('user_tasks.models._can_update_returning', lambda connection: False)
+    result = noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
+    with CaptureQueriesContext(connection) as queries:
+        noop_task.apply((user.pk,), task_id=result.id)
+    sql = statements(queries)
+    assert len(queries) == 3, sql
+    assert sql[0].startswith('SELECT') and sql[1].startswith('UPDATE') and sql[2].startswith('UPDATE')
+    assert S.objects.get(task_id=result.id).state == S.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_group_of_ten_cold(protocol, user):
+    with CaptureQueriesContext(connection) as queries:
+        group(sample_task.si(user.pk, label=str(n)) for n in range(10)).apply_async(queue=UNCONSUMED_QUEUE)
+    assert S.objects.filter(is_container=False).count() == 10
+    assert S.objects.get(is_container=True).total_steps == 10
+    assert len(queries) <= 22
+    assert len(queries) == MEASURED_GROUP_OF_TEN, "\n".join(q["sql"][:60] for q in queries.captured_queries)
+
+
+# SELECT (container known?), BEGIN, INSERT container, COMMIT, then one INSERT per member.
+MEASURED_GROUP_OF_TEN = 14

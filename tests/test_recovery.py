@@ -1,5 +1,5 @@
 """
-Recovery, cancellation and retention edge cases on SQLite (SPEC B4, B8, B9, C1, D).
+Recovery, cancellation and retention edge cases on SQLite (docs/reliability.rst).
 
 The same mechanisms are proven against a real worker, broker and database in
 ``tests/integration/test_faults.py``; here each rule is pinned down on its own.
@@ -232,7 +232,7 @@ class TestReap:
         call_command('reap_stale_user_tasks')
         assert db(first).state == S.FAILED
         age(second, seconds=300)
-        from user_tasks.tasks import reap_stale_user_tasks  # pylint: disable=import-outside-toplevel
+        from user_tasks.tasks import reap_stale_user_tasks
         assert reap_stale_user_tasks.apply().get()['stale'] == 1
         assert db(second).state == S.FAILED
 
@@ -528,7 +528,7 @@ def test_late_sibling_add_after_the_group_finished_does_not_over_count(make_stat
     S.objects.filter(pk=a.pk).update(state=S.SUCCEEDED, completed_steps=1, finished=timezone.now())
     assert b.succeed() is True
     assert (db(grp).state, db(grp).completed_steps) == (S.SUCCEEDED, 2)
-    a._add_to_ancestors('completed_steps', 1, timezone.now())  # pylint: disable=protected-access
+    a._add_to_ancestors('completed_steps', 1, timezone.now())
     assert db(grp).completed_steps == 2
 
 
@@ -536,16 +536,16 @@ def test_late_sibling_add_after_the_group_finished_does_not_over_count(make_stat
 def test_main_process_receivers_retry_once_on_a_lost_connection(make_status, stopped,
                                                                 django_capture_on_commit_callbacks):
     """A pool child forked with the main process's connection open can break it (PyMySQL)."""
-    from django.db import OperationalError  # pylint: disable=import-outside-toplevel
+    from django.db import OperationalError
     status = make_status()
     status.start()
     real_fail, calls = S.fail, []
 
-    def fail_once(self, message):
+    def fail_once(self, message, exception=None):
         calls.append(message)
         if len(calls) == 1:
             raise OperationalError(2013, 'Lost connection to MySQL server during query')
-        return real_fail(self, message)
+        return real_fail(self, message, exception)
 
     with mock.patch.object(S, 'fail', fail_once), mock.patch.object(connection, 'close') as close:
         with django_capture_on_commit_callbacks(execute=True):
@@ -556,7 +556,7 @@ def test_main_process_receivers_retry_once_on_a_lost_connection(make_status, sto
 
 
 def test_lost_connection_inside_a_transaction_is_not_retried(make_status):
-    from django.db import OperationalError  # pylint: disable=import-outside-toplevel
+    from django.db import OperationalError
     status = make_status()
     with mock.patch.object(S, 'fail', side_effect=OperationalError('gone')) as fail:
         with pytest.raises(OperationalError):

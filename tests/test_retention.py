@@ -1,4 +1,4 @@
-"""Purging old finished tasks (SPEC A5, B9, D): batches, files, per-state ages, running tasks kept."""
+"""Purging old finished tasks: batches, files, per-state ages, running tasks kept."""
 import re
 from datetime import timedelta
 

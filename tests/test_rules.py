@@ -4,7 +4,12 @@ import rules
 
 from tests.rest_helpers import create_artifact, create_status
 from user_tasks.rules import (
-    ARTIFACT_PERMISSION, PERMISSIONS, STATUS_PERMISSION, add_rules, is_artifact_creator, is_status_creator,
+    ARTIFACT_PERMISSION,
+    PERMISSIONS,
+    STATUS_PERMISSION,
+    add_rules,
+    is_artifact_creator,
+    is_status_creator,
 )
 
 pytest_plugins = ['tests.rest_fixtures']

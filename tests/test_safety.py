@@ -19,8 +19,8 @@ from rest_framework.test import APIClient
 from tests.rest_helpers import API, create_artifact, create_status
 from user_tasks import pages
 from user_tasks.exceptions import TaskCanceledException
-from user_tasks.page_headers import no_framing
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
+from user_tasks.page_headers import no_framing
 from user_tasks.rules import add_rules
 from user_tasks.tasks import terminate_canceled_task
 
@@ -161,11 +161,11 @@ def _delete_artifact_in_admin(users, status):
     assert logged_in(users['root']).post(url, {'post': 'yes'}).status_code == 302
 
 
-def _delete_parent(users, status):  # pylint: disable=unused-argument
+def _delete_parent(users, status):
     status.parent.delete()  # the cascade from a container
 
 
-def _delete_user(users, status):  # pylint: disable=unused-argument
+def _delete_user(users, status):
     get_user_model().objects.filter(pk=status.user_id).delete()  # the cascade from the user
 
 
@@ -277,12 +277,12 @@ def test_pages_refuse_framing_and_answer_head_like_get(users, media):
 
 
 def test_no_framing_extends_a_csp_the_view_set_and_keeps_its_own_frame_ancestors():
-    def strict(request):  # pylint: disable=unused-argument
+    def strict(request):
         response = HttpResponse()
         response['Content-Security-Policy'] = "default-src 'self';"
         return response
 
-    def own(request):  # pylint: disable=unused-argument
+    def own(request):
         response = HttpResponse()
         response['Content-Security-Policy'] = "frame-ancestors 'self'"
         response['X-Frame-Options'] = 'SAMEORIGIN'

@@ -1,4 +1,4 @@
-"""The Celery receivers of ``user_tasks.signals``, called directly (SPEC A5)."""
+"""The Celery receivers of ``user_tasks.signals``, called directly."""
 import copy
 import logging
 import uuid

@@ -1,13 +1,20 @@
-"""UserTask end to end: publish, run (in-process worker or eager), names, arguments, stop signal (SPEC A5)."""
+"""UserTask end to end: publish, run (in-process worker or eager), names, arguments, stop signal."""
 import pytest
-from django.test.utils import override_settings
 from django.db import transaction
+from django.test.utils import override_settings
 
 from tests import unit_tasks
 from tests.conftest import UNCONSUMED_QUEUE, wait_until
 from tests.tasks import (
-    custom_named_task, custom_state_task, decorated_task, failing_task, noop_task, retrying_task, sample_task,
-    unbound_task, varargs_task,
+    custom_named_task,
+    custom_state_task,
+    decorated_task,
+    failing_task,
+    noop_task,
+    retrying_task,
+    sample_task,
+    unbound_task,
+    varargs_task,
 )
 from user_tasks.models import UserTaskStatus
 from user_tasks.tasks import UserTask, UserTaskMixin, purge_old_user_tasks

@@ -1,5 +1,5 @@
 """
-A host's test suite sees what production autocommit sees (issue 11, item 1; ``user_tasks.commit``).
+A host's test suite sees what production autocommit sees (``user_tasks.commit``).
 
 Django's ``TestCase`` and pytest-django's ``django_db`` wrap each test in atomic blocks
 that are never committed.  Those blocks count as autocommit: lifecycle events,
@@ -38,20 +38,20 @@ class _Recorders:
         tests_app.conf.task_always_eager, tests_app.conf.task_eager_propagates = self.eager, False
         self.stopped, self.published, self.events = StoppedRecorder(), PublishedRecorder(), []
         user_task_stopped.connect(self.stopped, weak=False, dispatch_uid='tests.autocommit.stopped')
-        from celery.signals import after_task_publish  # pylint: disable=import-outside-toplevel
+        from celery.signals import after_task_publish
         after_task_publish.connect(self.published, weak=False, dispatch_uid='tests.autocommit.published')
         lifecycle.event.connect(self._event, weak=False, dispatch_uid='tests.autocommit.events')
         self.user = get_user_model().objects.create_user('host-user', 'host@example.com')
 
     def tearDown(self):
-        from celery.signals import after_task_publish  # pylint: disable=import-outside-toplevel
+        from celery.signals import after_task_publish
         user_task_stopped.disconnect(dispatch_uid='tests.autocommit.stopped')
         after_task_publish.disconnect(dispatch_uid='tests.autocommit.published')
         lifecycle.event.disconnect(dispatch_uid='tests.autocommit.events')
         tests_app.conf.task_always_eager, tests_app.conf.task_eager_propagates = self.saved_eager
         super().tearDown()
 
-    def _event(self, sender, status=None, kind=None, **kwargs):  # pylint: disable=unused-argument
+    def _event(self, sender, status=None, kind=None, **kwargs):
         self.events.append((status.task_id, kind))
 
 
@@ -130,7 +130,7 @@ def test_django_db_publish_at_once_and_deferred_in_own_block(user, published, dj
 
 
 @pytest.mark.django_db
-def test_django_db_invalid_user_logged(user, caplog):  # pylint: disable=unused-argument
+def test_django_db_invalid_user_logged(user, caplog):
     with caplog.at_level(logging.ERROR):
         result = sample_task.apply_async((INVALID_USER,), queue=UNCONSUMED_QUEUE)
     assert f'Invalid user_id: {INVALID_USER}' in caplog.text
@@ -138,7 +138,7 @@ def test_django_db_invalid_user_logged(user, caplog):  # pylint: disable=unused-
 
 
 @pytest.mark.django_db(transaction=True)
-def test_django_db_transaction_with_worker(worker, user, stopped):  # pylint: disable=unused-argument
+def test_django_db_transaction_with_worker(worker, user, stopped):
     now = sample_task.apply_async((user.pk,), {'label': 'autocommit'})
     with transaction.atomic():
         later = sample_task.apply_async((user.pk,), {'label': 'committed'})

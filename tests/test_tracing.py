@@ -9,7 +9,7 @@ from opentelemetry.trace import StatusCode
 from tests import unit_tasks
 from tests.conftest import wait_until
 from tests.tasks import failing_task, retrying_task, sample_task
-from user_tasks.metrics import tracing
+from user_tasks import metrics
 from user_tasks.models import UserTaskStatus
 
 _EXPORTER = InMemorySpanExporter()
@@ -24,7 +24,7 @@ def _provider():
         trace.set_tracer_provider(provider)
         provider = trace.get_tracer_provider()
     # Once per process: other modules import this fixture, and a second processor would export twice.
-    if _PROCESSOR not in provider._active_span_processor._span_processors:  # pylint: disable=protected-access
+    if _PROCESSOR not in provider._active_span_processor._span_processors:
         provider.add_span_processor(_PROCESSOR)
     return provider
 
@@ -101,7 +101,7 @@ def test_canceled_while_running(worker, user, spans):
 
 @pytest.mark.django_db
 def test_cancel_span(make_status, spans, monkeypatch):
-    from user_tasks import signals  # pylint: disable=import-outside-toplevel
+    from user_tasks import signals
     monkeypatch.setattr(signals.celery_app.control, 'revoke', lambda *a, **k: None)
     status = make_status()
     status.cancel()
@@ -111,11 +111,14 @@ def test_cancel_span(make_status, spans, monkeypatch):
     assert attributes['user_tasks.cancel.changed'] is True
 
 
-def test_disabled_tracing_creates_no_span(worker, user, spans, monkeypatch):
-    monkeypatch.setattr(tracing, 'ENABLED', False)
-    result = sample_task.apply_async((user.pk,))
-    assert result.get(timeout=10, interval=0.01) == 'task'
-    assert not spans.get_finished_spans()
+def test_disabled_tracing_creates_no_span(worker, user, spans):
+    metrics.disconnect()  # what turns telemetry off: no wrapper or receiver is left on the hub
+    try:
+        result = sample_task.apply_async((user.pk,))
+        assert result.get(timeout=10, interval=0.01) == 'task'
+        assert not spans.get_finished_spans()
+    finally:
+        metrics.connect()
 
 
 def test_inside_celery_instrumentation_run_span(worker, user, spans, _provider):

@@ -1,5 +1,5 @@
 """
-Our spans beside opentelemetry-instrumentation-celery, under protocol 1 and 2, in either order (issue 11, item 4).
+Our spans beside opentelemetry-instrumentation-celery, under protocol 1 and 2, in either order.
 
 Under protocol 1 (edx-platform's) the message headers start empty; the instrumentation reads
 the task id from the headers once they are not empty.  Whichever receiver is connected first
@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from tests.conftest import wait_until
 from tests.tasks import sample_task
-from tests.test_tracing import _provider, named, spans  # noqa: F401  pylint: disable=unused-import
+from tests.test_tracing import _provider, named, spans  # noqa: F401
 from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
 
@@ -42,15 +42,15 @@ _OPEN = OpenSpans()
 
 
 @pytest.fixture
-def open_spans(_provider):  # noqa: F811  pylint: disable=redefined-outer-name
-    if _OPEN not in _provider._active_span_processor._span_processors:  # pylint: disable=protected-access
+def open_spans(_provider):  # noqa: F811
+    if _OPEN not in _provider._active_span_processor._span_processors:
         _provider.add_span_processor(_OPEN)
     _OPEN.open.clear()
     return _OPEN
 
 
 @pytest.fixture(params=['ours-first', 'instrumentation-first'])
-def instrumented(request, _provider):  # noqa: F811  pylint: disable=redefined-outer-name
+def instrumented(request, _provider):  # noqa: F811
     """Celery's instrumentation connected after, or before, our publish receiver."""
     instrumentor = CeleryInstrumentor()
     if hasattr(sample_task, instrumentation_utils.CTX_KEY):  # each combination starts from clean bookkeeping
@@ -61,7 +61,7 @@ def instrumented(request, _provider):  # noqa: F811  pylint: disable=redefined-o
         before_task_publish.connect(tracing.inject_headers, dispatch_uid=OUR_INJECT, weak=False)
     else:
         instrumentor.instrument(tracer_provider=_provider)
-    receivers = [receiver for receiver in before_task_publish._live_receivers(sample_task.name)]  # pylint: disable=protected-access
+    receivers = [receiver for receiver in before_task_publish._live_receivers(sample_task.name)]
     ours = receivers.index(tracing.inject_headers)
     theirs = next(i for i, receiver in enumerate(receivers)
                   if getattr(receiver, '__name__', '') == '_trace_before_publish')
@@ -70,7 +70,7 @@ def instrumented(request, _provider):  # noqa: F811  pylint: disable=redefined-o
     instrumentor.uninstrument()
 
 
-def test_no_span_left_open_and_parents_exported(protocol, instrumented, worker, user, spans, open_spans):  # noqa: F811  pylint: disable=redefined-outer-name,unused-argument
+def test_no_span_left_open_and_parents_exported(protocol, instrumented, worker, user, spans, open_spans):  # noqa: F811
     results = []
     with trace.get_tracer('tests').start_as_current_span('request'):
         for index in range(PUBLISHES):

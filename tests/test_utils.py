@@ -1,5 +1,5 @@
 """
-``user_tasks.utils``: 4.0's protocol-2 helpers, with 4.0's exact results (SPEC A2, issue 11).
+``user_tasks.utils``: 4.0's protocol-2 helpers, with 4.0's exact results.
 
 Our own chain tracking reads messages with ``canvas.message_from_proto2`` (tested at the
 end), so it does not depend on what these public helpers return.
@@ -81,7 +81,7 @@ def test_tracking_reads_the_protocol_2_chain_and_ids():
     headers = {'id': 'abc', 'task': 'tests.tasks.sample_task', 'root_id': 'root', 'parent_id': 'parent'}
     message = canvas.message_from_proto2(((1,), {}, embed), headers)
     (tail,) = message['callbacks']
-    assert isinstance(tail, celery.canvas._chain)  # pylint: disable=protected-access
+    assert isinstance(tail, celery.canvas._chain)
     assert [sig['kwargs']['label'] for sig in tail.tasks] == ['second', 'third']
     assert (message['root_id'], message['parent_id']) == ('root', 'parent')
     assert embed['chain'] == [dict(third), dict(second)] and embed['callbacks'] is None

@@ -1,5 +1,5 @@
 """
-DRF view attributes that hosts read from the class are real class attributes (issue 11, item 0).
+DRF view attributes that hosts read from the class are real class attributes.
 
 edx-platform's middleware (edx-drf-extensions' ``EnsureJWTAuthSettingsMiddleware``) iterates
 ``view.cls.authentication_classes`` for every API request; schema tools read

@@ -5,25 +5,25 @@ from user_tasks.tasks import UserTask
 
 
 @shared_task(base=UserTask, bind=True)
-def default_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def default_task(self, user_id, **kwargs):
     """Default name and steps: the function's name and 1."""
     return sorted(kwargs)
 
 
 @shared_task(base=UserTask, bind=True)
-def kwargs_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def kwargs_task(self, user_id, **kwargs):
     """Returns the keyword arguments it received."""
     return kwargs
 
 
 @shared_task(base=UserTask, bind=True)
-def strict_task(self, user_id, label='strict'):  # pylint: disable=unused-argument
+def strict_task(self, user_id, label='strict'):
     """Cannot take ``user_task_name``: it must be stripped."""
     return label
 
 
 @shared_task(base=UserTask, bind=True)
-def canceling_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
+def canceling_task(self, user_id, **kwargs):
     """Cancels its own row, then reports progress, so it stops with TaskCanceledException."""
     type(self.status).objects.get(pk=self.status.pk).cancel()
     self.status.increment_completed_steps()
@@ -31,12 +31,12 @@ def canceling_task(self, user_id, **kwargs):  # pylint: disable=unused-argument
 
 
 @shared_task(base=UserTask, bind=True)
-def loose_task(self, *args, **kwargs):  # pylint: disable=unused-argument
+def loose_task(self, *args, **kwargs):
     """Takes anything, so Celery's own argument check cannot catch a missing ``user_id``."""
     return len(args)
 
 
-class HostHookTask(UserTask):  # pylint: disable=abstract-method
+class HostHookTask(UserTask):
     """A host's hooks that read ``user_id`` themselves, as Studio's export task does."""
 
     abstract = True
@@ -54,6 +54,6 @@ class HostHookTask(UserTask):  # pylint: disable=abstract-method
 
 
 @shared_task(base=HostHookTask, bind=True, typing=False)
-def host_hook_task(self, user_id, course='c'):  # pylint: disable=unused-argument
+def host_hook_task(self, user_id, course='c'):
     """Celery does not check its arguments (``typing=False``), so a missing user_id reaches the receiver."""
     return 'ran'

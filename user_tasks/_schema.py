@@ -2,6 +2,8 @@
 Optional OpenAPI annotations: drf-spectacular's decorators when it is installed, no-ops otherwise.
 
 drf-spectacular is a test/docs extra, so hosts that never generate a schema do not need it.
+
+Layer: leaf.  Imports only drf-spectacular, when installed.
 """
 try:  # pragma: no branch
     from drf_spectacular.types import OpenApiTypes
@@ -9,13 +11,13 @@ try:  # pragma: no branch
 except ImportError:  # pragma: no cover
     OpenApiTypes = None
 
-    def _noop_decorator(*args, **kwargs):  # pylint: disable=unused-argument
+    def _noop_decorator(*args, **kwargs):
         """Return a decorator that leaves its target unchanged."""
         return lambda target: target
 
     extend_schema = extend_schema_field = extend_schema_view = _noop_decorator
 
-    def OpenApiResponse(*args, **kwargs):  # noqa: N802  pylint: disable=invalid-name,unused-argument
+    def OpenApiResponse(*args, **kwargs):  # noqa: N802
         """Stand-in for drf-spectacular's response description."""
         return None
 

@@ -1,6 +1,8 @@
 """
 Django admin for user task statuses and artifacts, built for tables of millions of rows.
 
+Layer: adapters.  Imports the domain and the leaves.
+
 A changelist never runs a full ``COUNT(*)``: the paginator counts at most
 ``CappedCountPaginator.cap`` rows (on PostgreSQL an unfiltered list uses the planner's
 row estimate instead), the "N total" link is off, related users and statuses come in
@@ -36,7 +38,7 @@ class CappedCountPaginator(Paginator):
             return None
         with connection.cursor() as cursor:
             cursor.execute('SELECT reltuples FROM pg_class WHERE oid = %s::regclass',
-                           [queryset.model._meta.db_table])  # pylint: disable=protected-access
+                           [queryset.model._meta.db_table])
             row = cursor.fetchone()
         return int(row[0]) if row and row[0] and row[0] > self.cap else None
 
@@ -71,9 +73,7 @@ class TaskClassFilter(admin.SimpleListFilter):
     parameter_name = 'task_class'
 
     def lookups(self, request, model_admin):
-        recent = (UserTaskStatus.objects.order_by('-created', '-id')
-                  .values_list('task_class', flat=True)[:TASK_CLASS_SAMPLE])
-        classes = set(recent)
+        classes = UserTaskStatus.objects.recent_task_classes(TASK_CLASS_SAMPLE)
         if self.value():
             classes.add(self.value())
         return [(name, name) for name in sorted(classes)]
@@ -84,10 +84,9 @@ class TaskClassFilter(admin.SimpleListFilter):
 
 def _unfinished_below():
     """A condition true for rows with a child or grandchild that has not finished."""
-    final = UserTaskStatus.FINAL_STATES
     child = UserTaskStatus.objects.filter(parent_id=OuterRef('pk'))
     grandchild = UserTaskStatus.objects.filter(parent__parent_id=OuterRef('pk'))
-    return Exists(child.exclude(state__in=final)) | Exists(grandchild.exclude(state__in=final))
+    return Exists(child.unfinished()) | Exists(grandchild.unfinished())
 
 
 class _RefuseNulMixin:
@@ -147,9 +146,8 @@ class UserTaskStatusAdmin(_RefuseNulMixin, admin.ModelAdmin):
 
     @admin.display(description=_('progress'))
     def progress(self, obj):
-        """Completed out of total steps, with the percentage."""
-        percent = 100 * obj.completed_steps // obj.total_steps if obj.total_steps else 0
-        return f'{obj.completed_steps}/{obj.total_steps} ({percent}%)'
+        """Completed out of total steps, with the percentage (``UserTaskStatus.percent``, as the pages)."""
+        return f'{obj.completed_steps}/{obj.total_steps} ({obj.percent}%)'
 
     @admin.action(description=_('Cancel selected tasks'), permissions=['change'])
     def cancel_selected(self, request, queryset):
@@ -161,7 +159,7 @@ class UserTaskStatusAdmin(_RefuseNulMixin, admin.ModelAdmin):
     @admin.action(description=_('Delete selected tasks that have finished'), permissions=['delete'])
     def delete_finished(self, request, queryset):
         """Delete the selected tasks that ended (and whose children ended), with their artifacts."""
-        finished = queryset.filter(Q(state__in=UserTaskStatus.FINAL_STATES)).exclude(_unfinished_below())
+        finished = queryset.final().exclude(_unfinished_below())
         count = finished.count()
         finished.delete()
         message = (ngettext('Deleted %(count)d finished task.', 'Deleted %(count)d finished tasks.', count)

@@ -1,10 +1,17 @@
-"""Django application configuration for user_tasks."""
+"""
+Django application configuration for user_tasks.
+
+Layer: wiring, the top.  ``ready()`` connects the Celery receivers (``user_tasks.signals``)
+and the observers (``user_tasks.metrics.connect()``); the core itself never imports
+``user_tasks.metrics``, so ``import user_tasks.models`` loads neither prometheus_client
+nor opentelemetry.
+"""
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 
 class UserTasksConfig(AppConfig):
-    """Connects the Celery signal receivers when Django starts."""
+    """Connects the Celery signal receivers and the observers when Django starts."""
 
     name = 'user_tasks'
     label = 'user_tasks'
@@ -13,8 +20,9 @@ class UserTasksConfig(AppConfig):
     default_auto_field = 'django.db.models.AutoField'
 
     def ready(self):
-        from . import checks, files, metrics, signals  # pylint: disable=import-outside-toplevel
-        metrics.connect()  # first: its Celery hooks note what the receivers' transitions announce
+        """Connect the Celery receivers, the observers, the artifact file cleanup and the system checks."""
+        from user_tasks import checks, files, metrics, signals  # noqa: PLC0415  apps may not import models at load
         signals.connect_receivers()
+        metrics.connect()  # in either order: observers hang off the lifecycle
         files.connect()
         checks.register()

@@ -11,18 +11,21 @@ the group object being applied is read from the publishing stack to size the
 container up front.  That is what stops a fast first child from completing a group
 whose later members have not been recorded yet.  When the group cannot be found
 (another Celery internals layout), the container grows as members arrive.
+
+Layer: operations.  Imports the domain (``models``), the hub (``lifecycle``) and the
+leaves; the rows it writes are announced by the model (``submit``), and observers wrap
+the recording through ``lifecycle.around(SUBMIT, ...)``.
 """
 import logging
 import sys
 
 from celery import chain, current_app, current_task
-from celery.canvas import Signature, _chain, group, maybe_signature
+from celery.canvas import _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
-from user_tasks import commit, lifecycle
+from user_tasks import commit, lifecycle, utils
 from user_tasks.exceptions import MixedOwnersError
-from user_tasks.metrics import tracing
 from user_tasks.models import UserTaskStatus
 from user_tasks.recent import Recent
 
@@ -33,18 +36,14 @@ _recorded = Recent(2000)     # task ids whose rows this process wrote
 _containers = Recent(2000)   # container task id -> (row, sized up front)
 
 
-def _is_user_task(task):
-    from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
-    return isinstance(task, UserTaskMixin)
-
-
-def _user_id(arguments):
+def user_id_of(arguments):
+    """The user id of one invocation's arguments, converted to the user model's key type; raise TypeError."""
     if 'user_id' not in arguments:
         raise TypeError(_MISSING_USER)
     user_id = arguments['user_id']
     try:
         return get_user_model()._meta.pk.to_python(user_id)
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:  # noqa: BLE001  any failure to convert is the caller's bad user_id
         raise TypeError(f'Invalid user_id: {user_id}') from exc
 
 
@@ -52,7 +51,7 @@ def _describe(task, args, kwargs, task_id):
     """An unsaved status row for one invocation of a UserTask."""
     arguments = task.arguments_as_dict(*(args or ()), **(kwargs or {}))
     # As 4.0: a missing or malformed user_id fails before any host hook sees the arguments.
-    user_id = _user_id(arguments)
+    user_id = user_id_of(arguments)
     return UserTaskStatus(
         task_id=task_id,
         task_class=task.name,
@@ -64,7 +63,7 @@ def _describe(task, args, kwargs, task_id):
 
 def _signature_task(sig):
     task = current_app.tasks.get(sig.task) if sig.task else None
-    return task if task is not None and _is_user_task(task) else None
+    return task if utils.is_user_task(task) else None
 
 
 def _flatten_chain(sig):
@@ -92,7 +91,7 @@ def _steps_and_name(sig):
         if task is None:
             return 0, None
         arguments = task.arguments_as_dict(*sig.args, **sig.kwargs)
-        return task.calculate_total_steps(arguments), sig.kwargs.get('user_task_name')
+        return task.calculate_total_steps(arguments), utils.user_task_name(sig.kwargs)
     total, name = 0, None
     for member in members:
         steps, member_name = _steps_and_name(member)
@@ -103,7 +102,7 @@ def _steps_and_name(sig):
 
 def _applying_group(group_id):
     """The group whose members are being published right now, read from the caller's stack."""
-    frame = sys._getframe(1)  # pylint: disable=protected-access
+    frame = sys._getframe(1)  # noqa: SLF001  the documented way to read the caller's stack
     for _ in range(80):
         if frame is None:
             return None
@@ -115,10 +114,9 @@ def _applying_group(group_id):
     return None
 
 
-def _save(row):
-    row.save(force_insert=True)
+def _save(row, queue=None):
+    row.submit(queue=queue)
     _recorded[row.task_id] = True
-    lifecycle.announce(row, lifecycle.SUBMITTED)
     return row
 
 
@@ -178,30 +176,42 @@ def _published_by_a_task(message):
     return bool(message.get('parent_id')) or bool(current_task and current_task.request.id)
 
 
-def record_publish(task, message):
-    """Write the rows for a UserTask message about to be published (protocol-1 dict shape)."""
+def record_publish(task, message, queue=None):
+    """
+    Write the rows for a UserTask message about to be published.
+
+    Arguments:
+        task (UserTaskMixin): the task being published.
+        message (dict): the message, in protocol-1 shape (see ``user_tasks.utils.proto2_to_proto1``).
+        queue (str or None): its routing key, when the publisher knows it (for the SUBMITTED event).
+
+    Returns:
+        UserTaskStatus or None: the task's row, or None when it had been recorded already.
+
+    Raises:
+        TypeError: the message has no ``user_id``, or one that names no user.
+    """
     task_id = message['id']
     if message.get('retries') or _recorded.get(task_id):
         return None
     if _published_by_a_task(message) and UserTaskStatus.objects.filter(task_id=task_id).exists():
         return None  # a chain step or chord body recorded when its canvas was first published
     status = _describe(task, message.get('args'), message.get('kwargs'), task_id)
-    user_task_name = (message.get('kwargs') or {}).get('user_task_name')
+    user_task_name = utils.user_task_name(message.get('kwargs'))
     connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
     if connection.in_atomic_block and not get_user_model().objects.filter(pk=status.user_id).exists():
         # Foreign keys are checked at commit inside a transaction: check now, so a bad
         # user id fails this publish rather than the caller's whole transaction.
         raise TypeError(f'Invalid user_id: {status.user_id}')
     try:
-        return _record(status, message, user_task_name)
+        return lifecycle.around(lifecycle.SUBMIT, status, _record, status, message, user_task_name, queue)
     except IntegrityError as exc:
         if not get_user_model().objects.filter(pk=status.user_id).exists():
             raise TypeError(f'Invalid user_id: {status.user_id}') from exc
         raise
 
 
-@tracing.traced_submit
-def _record(status, message, user_task_name):
+def _record(status, message, user_task_name, queue):
     chain_tail = []
     for callback in (message.get('callbacks') or [])[:1]:
         chain_tail = list(_flatten_chain(callback))
@@ -218,12 +228,12 @@ def _record(status, message, user_task_name):
         steps = status.total_steps + sum(_steps_and_name(sig)[0] for sig in chain_tail)
         _grow(parent, steps, created, sized, user_task_name)
     if chain_tail:
-        return _record_chain(status, chain_tail, parent, user_task_name)
+        return _record_chain(status, chain_tail, parent, user_task_name, queue)
     status.parent = parent
-    return _save(status)
+    return _save(status, queue)
 
 
-def _record_chain(status, tail, parent, user_task_name):
+def _record_chain(status, tail, parent, user_task_name, queue):
     """Record a chain's container and every UserTask member, from its first message."""
     members = [status]
     for sig in tail:
@@ -233,18 +243,17 @@ def _record_chain(status, tail, parent, user_task_name):
     owners = {member.user_id for member in members}
     if len(owners) > 1:
         raise MixedOwnersError(f'Not recording a chain of users {sorted(owners, key=str)} (ADR 0008)')
-    name = user_task_name or next((sig.kwargs.get('user_task_name') for sig in tail
-                                   if sig.kwargs.get('user_task_name')), None)
+    name = user_task_name or next((utils.user_task_name(sig.kwargs) for sig in tail
+                                   if utils.user_task_name(sig.kwargs)), None)
     container = _save(UserTaskStatus(
         task_id=f'{status.task_id}-chain', task_class='celery.chain', is_container=True,
         name=name or status.name, total_steps=sum(m.total_steps for m in members),
         user_id=status.user_id, parent=parent))
     for member in members:
         member.parent = container
-    UserTaskStatus.objects.bulk_create(members)
+    UserTaskStatus.submit_many(members, queues={status.task_id: queue})
     for member in members:
         _recorded[member.task_id] = True
-        lifecycle.announce(member, lifecycle.SUBMITTED)
     return status
 
 
@@ -262,7 +271,7 @@ def _chord_containers(status, group_id, body, user_task_name):
                                        '(ADR 0008)')
         applying = _applying_group(group_id)
         header_total, header_name = _steps_and_name(applying) if applying is not None else (0, None)
-        name = header_name or user_task_name or body.kwargs.get('user_task_name') or status.name
+        name = header_name or user_task_name or utils.user_task_name(body.kwargs) or status.name
         chord, created, _ = _container(chord_id, 'celery.chord', status.user_id, name,
                                        header_total + (body_row.total_steps if body_row else 0),
                                        sized=applying is not None)
@@ -299,7 +308,7 @@ def message_from_proto2(body, headers):
     if embed.get('chain'):
         # A worker continuing a chain publishes the rest as plain dicts, which Celery's
         # chain() would fold into a single signature.
-        tail = [maybe_signature(sig, app=current_app) if type(sig) is dict else sig  # pylint: disable=unidiomatic-typecheck
+        tail = [maybe_signature(sig, app=current_app) if type(sig) is dict else sig
                 for sig in reversed(embed['chain'])]
         callbacks.insert(0, chain(tail))
     return {
@@ -321,7 +330,6 @@ def message_from_options(task, args, kwargs, task_id, options):
     """The protocol-1 shaped message ``apply_async`` will send, built from its options."""
     callbacks = list(options.get('link') or [])
     if options.get('chain'):
-        from user_tasks import utils  # pylint: disable=import-outside-toplevel
         callbacks.insert(0, utils.chain(list(reversed(options['chain']))))
     return {
         'id': task_id,
@@ -345,11 +353,11 @@ def create_status_for_request(task, request):
     try:
         with commit.atomic(using=router.db_for_write(UserTaskStatus)):
             return _save(status)
-    except IntegrityError:
+    except IntegrityError as exc:
         existing = UserTaskStatus.objects.filter(task_id=request.id).first()
         if existing is not None:
             return existing
-        raise TypeError(f'Invalid user_id: {status.user_id}')  # pylint: disable=raise-missing-from
+        raise TypeError(f'Invalid user_id: {status.user_id}') from exc
 
 
-__all__ = ['record_publish', 'message_from_options', 'message_from_proto2', 'create_status_for_request', 'Signature']
+__all__ = ['create_status_for_request', 'message_from_options', 'message_from_proto2', 'record_publish', 'user_id_of']

@@ -9,13 +9,17 @@ eagerly (``UserTaskMixin.apply``): it reads the whole canvas being applied from 
 caller's stack, the same way ``user_tasks.canvas`` sizes a group, so a refused canvas
 writes no row and sends no user task message.  ``user_tasks.canvas`` also refuses to put
 a row under a container of another user, for producers that bypass ``apply_async``.
+
+Layer: operations, above ``canvas`` (whose ``user_id_of`` it uses); imports the leaves.
 """
 import sys
 
 from celery import Task, current_app
 from celery.canvas import Signature, _chain, chord, group, maybe_signature
 
+from user_tasks.canvas import user_id_of
 from user_tasks.exceptions import MixedOwnersError
+from user_tasks.utils import is_user_task
 
 #: How far up the caller's stack to look for the canvas being applied.
 _STACK_DEPTH = 80
@@ -24,16 +28,14 @@ _CANVAS_METHODS = frozenset({'apply_async', 'apply', 'run', '_apply_tasks', '__c
 
 
 def _user_task(sig):
-    from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
     task = current_app.tasks.get(sig.task) if sig.task else None
-    return task if isinstance(task, UserTaskMixin) else None
+    return task if is_user_task(task) else None
 
 
 def _owner(task, args, kwargs):
     """The normalised user id of one invocation, or None when it has none (reported elsewhere)."""
-    from user_tasks.canvas import _user_id  # pylint: disable=import-outside-toplevel
     try:
-        return _user_id(task.arguments_as_dict(*(args or ()), **(kwargs or {})))
+        return user_id_of(task.arguments_as_dict(*(args or ()), **(kwargs or {})))
     except TypeError:
         return None
 
@@ -65,7 +67,7 @@ def owners_of(sig, found=None):
 
 def _canvases_being_applied():
     """Every group, chain or chord on the caller's stack (the ones being published or run)."""
-    frame = sys._getframe(2)  # pylint: disable=protected-access
+    frame = sys._getframe(2)  # noqa: SLF001  the documented way to read the caller's stack
     seen = []
     for _ in range(_STACK_DEPTH):
         if frame is None:

@@ -5,10 +5,14 @@ Each setting has one check id (``user_tasks.E001`` ...) and one message naming t
 the value found and what is expected.  ``validate(*names)`` raises ``ImproperlyConfigured``
 with that message: the purge and the reaper call it first, so a wrong value stops them
 with the check's words instead of a bare TypeError, and never deletes a row early.
+
+Layer: leaf (above ``conf``, whose values it checks).  The purge and the reaper call
+``validate``; ``UserTasksConfig.ready()`` registers the check.
 """
 import numbers
 from datetime import timedelta
 
+from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -82,9 +86,9 @@ RULES = {
 
 def _raw(name):
     """The value as configured (class lists unresolved); None when unset (the default applies)."""
-    if name in settings._overrides:  # pylint: disable=protected-access
-        return settings._overrides[name]  # pylint: disable=protected-access
-    from django.conf import settings as django_settings  # pylint: disable=import-outside-toplevel
+    overrides = settings._overrides  # noqa: SLF001  user_tasks.conf's own map of assigned values
+    if name in overrides:
+        return overrides[name]
     return getattr(django_settings, name, None)
 
 
@@ -107,7 +111,7 @@ def validate(*names):
             raise ImproperlyConfigured(f'{found[1]} (user_tasks.{found[0]})')
 
 
-def check_settings(app_configs=None, **kwargs):  # pylint: disable=unused-argument
+def check_settings(app_configs=None, **kwargs):  # noqa: ARG001  Django's check signature
     """The system check: one error per wrong ``USER_TASKS_*`` setting."""
     errors = []
     for name in RULES:

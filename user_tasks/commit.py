@@ -14,6 +14,8 @@ The library's own short blocks (``atomic`` below, e.g. a failure and its Error a
 are not the caller's transaction: work deferred inside one is held until the block ends,
 then follows the rule above, so under ``TestCase`` it is not lost in a savepoint that
 Django never reports as committed.
+
+Layer: leaf.  Imports only Django.
 """
 import threading
 from contextlib import contextmanager

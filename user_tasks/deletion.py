@@ -6,11 +6,13 @@ so a delete goes through the same path as a cancel first: waiting tasks are revo
 running ones stop at their next progress call (the worker treats a missing row as
 canceled) and, for classes in ``USER_TASKS_TERMINATE_AFTER``, are terminated after their
 grace period.  The artifact files go once the delete commits (``user_tasks.files``).
+
+Layer: operations.  Imports the domain, the hub (``control``) and the leaves.
 """
 from django.db import router
 from django.db.models import Q
 
-from user_tasks import commit
+from user_tasks import commit, control
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -25,15 +27,11 @@ def _running_below(status):
 
 def _terminate_later(running):
     """Once the delete commits, terminate the deleted tasks whose class opted in, after their grace."""
-    from user_tasks.tasks import terminate_canceled_task  # pylint: disable=import-outside-toplevel
     grace_by_class = settings.USER_TASKS_TERMINATE_AFTER or {}
     for task_id, task_class in running:
         grace = grace_by_class.get(task_class)
         if grace is not None:
-            commit.after_commit(
-                lambda task_id=task_id, grace=grace: terminate_canceled_task.apply_async(
-                    (task_id,), {'deleted': True}, countdown=grace),
-                using=router.db_for_write(UserTaskStatus))
+            control.schedule_termination(task_id, grace, using=router.db_for_write(UserTaskStatus), deleted=True)
 
 
 def cancel_and_delete(status):

@@ -6,11 +6,16 @@ DELETE, the admin's delete page and actions, and the cascade from a deleted stat
 user.  The file is deleted only after the transaction commits, so a rolled-back delete
 keeps it.  The purge deletes rows without the ORM's signals and removes their files
 itself (``user_tasks.retention``).
+
+Layer: operations.  Imports the domain and the leaves; ``UserTasksConfig.ready()`` connects it.
 """
 import logging
 
+from django.db.models.signals import post_delete
+
 from user_tasks import commit
 from user_tasks.conf import get_storage
+from user_tasks.models import UserTaskArtifact
 
 LOG = logging.getLogger(__name__)
 
@@ -18,11 +23,11 @@ LOG = logging.getLogger(__name__)
 def _delete_file(name):
     try:
         get_storage().delete(name)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  a storage error must not fail the delete
         LOG.exception('Could not delete the artifact file %s', name)
 
 
-def remove_artifact_file(sender, instance, using=None, **kwargs):  # pylint: disable=unused-argument
+def remove_artifact_file(sender, instance, using=None, **kwargs):  # noqa: ARG001  post_delete's arguments
     """Delete a deleted artifact's file from storage once the delete commits (``post_delete``)."""
     name = instance.file.name if instance.file else None
     if name:
@@ -31,7 +36,4 @@ def remove_artifact_file(sender, instance, using=None, **kwargs):  # pylint: dis
 
 def connect():
     """Connect the receiver (idempotent)."""
-    from django.db.models.signals import post_delete  # pylint: disable=import-outside-toplevel
-
-    from user_tasks.models import UserTaskArtifact  # pylint: disable=import-outside-toplevel
     post_delete.connect(remove_artifact_file, sender=UserTaskArtifact, dispatch_uid='user_tasks.remove_artifact_file')

@@ -4,6 +4,8 @@ REST filter backends limiting what a user sees: superusers see every task, other
 Hosts can replace them through ``USER_TASKS_STATUS_FILTERS`` and
 ``USER_TASKS_ARTIFACT_FILTERS``; Studio's import/export views apply the status
 filters to their own querysets, calling ``filter_queryset(request, queryset, view)``.
+
+Layer: leaf.  Imports only DRF.
 """
 from rest_framework.filters import BaseFilterBackend
 

@@ -1,10 +1,10 @@
-"""
+r"""
 The two models, and every change of a task's state.
 
 A user task's life is a small state machine kept in one ``UserTaskStatus`` row::
 
     Pending -> In Progress -> Succeeded | Failed | Canceled
-                    \\-> Retrying -> In Progress ...   (custom in-progress texts allowed)
+                    \-> Retrying -> In Progress ...   (custom in-progress texts allowed)
 
 Each transition method below is the only writer of the columns it changes and is a
 single conditional UPDATE, so a late or duplicate Celery signal cannot move a row that
@@ -13,6 +13,10 @@ that ends a row announces it once, after commit (see ``user_tasks.lifecycle``).
 
 ``finished`` is set when a row is final *and* its work has stopped; it doubles as the
 "stop already announced" marker, which is what keeps ``user_task_stopped`` to once.
+
+Layer: the domain.  This module imports only the hub (``user_tasks.lifecycle``,
+``user_tasks.control``) and the leaves (``conf``, ``exceptions``); never Celery
+receivers, tasks or observability (docs/decisions/0006-lifecycle-events-and-observers.rst).
 """
 import json
 import logging
@@ -27,13 +31,38 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import commit, lifecycle, localized
-from user_tasks.commit import after_commit
+from user_tasks import commit, control, lifecycle, localized
 from user_tasks.conf import get_storage
+from user_tasks.conf import settings as user_tasks_settings
 from user_tasks.exceptions import TaskCanceledException
-from user_tasks.metrics.tracing import traced_cancel
 
 LOG = logging.getLogger(__name__)
+
+
+class UserTaskStatusQuerySet(models.QuerySet):
+    """The filters the lists, the admin, the purge and the reaper share."""
+
+    def newest_first(self):
+        """Newest first, ties broken by id (the order of every list; index ``usertask_created_idx``)."""
+        return self.order_by('-created', '-id')
+
+    def final(self):
+        """Rows in a final state (Succeeded, Failed, Canceled)."""
+        return self.filter(state__in=UserTaskStatus.FINAL_STATES)
+
+    def unfinished(self):
+        """Rows not in a final state (waiting, running, or in a custom stage)."""
+        return self.exclude(state__in=UserTaskStatus.FINAL_STATES)
+
+    def recent_task_classes(self, sample):
+        """
+        The task classes of the ``sample`` newest rows, as a set (filter suggestions, no scan of a big table).
+
+        Example::
+
+            sorted(UserTaskStatus.objects.recent_task_classes(500))
+        """
+        return set(self.newest_first().values_list('task_class', flat=True)[:sample])
 
 
 class UserTaskStatus(TimeStampedModel):
@@ -94,6 +123,8 @@ class UserTaskStatus(TimeStampedModel):
     state_params = models.JSONField(_('state parameters'), null=True, blank=True, editable=False,
                                     help_text=_('The parameters of the custom state\'s message'))
 
+    objects = UserTaskStatusQuerySet.as_manager()
+
     class Meta:
         verbose_name = _('user task status')
         verbose_name_plural = _('user task statuses')
@@ -121,6 +152,18 @@ class UserTaskStatus(TimeStampedModel):
         if self.state in self.STATE_TRANSLATIONS:
             return self.state, {}
         return localized.stored_message(self.state, self.state_msgid, self.state_params)
+
+    @property
+    def percent(self):
+        """
+        How much of the task is done, as a whole percentage from 0 to 100 (rounded down).
+
+        A task without steps is 100 once it has succeeded and 0 before; the admin, the
+        pages and anything else showing progress read this one value.
+        """
+        if self.total_steps > 0:
+            return max(0, min(100, 100 * self.completed_steps // self.total_steps))
+        return 100 if self.state == self.SUCCEEDED else 0
 
     # -- helpers -------------------------------------------------------------------
 
@@ -161,13 +204,71 @@ class UserTaskStatus(TimeStampedModel):
         if not self.is_container and self.state == self.CANCELED:
             raise TaskCanceledException(f'The task {self.task_id} has been canceled')
 
-    def _finish(self, state, condition, now, **values):
+    def _finish(self, state, condition, now, exception=None, **values):
         """Move this row to a final ``state`` when ``condition`` holds; announce it; return whether it moved."""
         moved = self._update(condition, state=state, finished=now, modified=now, **values)
         if moved:
             self.state, self.finished, self.modified = state, now, now
-            lifecycle.announce_stopped(self)
+            lifecycle.announce_stopped(self, exception)
         return bool(moved)
+
+    # -- recording and recovery (called by user_tasks.canvas and user_tasks.recovery) --------
+
+    def submit(self, queue=None):
+        """
+        Insert this new row, as its task is published, and announce it.
+
+        Arguments:
+            queue (str or None): the routing key of the message, when the publisher knows it.
+
+        Returns:
+            UserTaskStatus: this row, saved.
+
+        Raises:
+            django.db.IntegrityError: when a row with the same ``task_id`` exists (or the user does not).
+
+        Example::
+
+            UserTaskStatus(task_id=task_id, task_class='app.tasks.export', name='Export',
+                           total_steps=3, user_id=user.pk).submit()
+        """
+        self.save(force_insert=True)
+        lifecycle.announce(self, lifecycle.SUBMITTED, queue=queue)
+        return self
+
+    @classmethod
+    def submit_many(cls, rows, queues=None):
+        """
+        Insert new rows in one statement (the members of a chain) and announce each.
+
+        Arguments:
+            rows (list[UserTaskStatus]): unsaved rows.
+            queues (dict or None): task id -> routing key, for the rows whose message is known.
+
+        Returns:
+            list[UserTaskStatus]: the rows, saved.
+        """
+        cls.objects.bulk_create(rows)
+        queues = queues or {}
+        for row in rows:
+            lifecycle.announce(row, lifecycle.SUBMITTED, queue=queues.get(row.task_id))
+        return rows
+
+    def recover(self, message, reason):
+        """
+        Fail a task whose worker or message was lost, and announce the recovery.
+
+        Arguments:
+            message (str): the user-safe text of the ``Error`` artifact.
+            reason (str): ``stale`` (its worker stopped) or ``pending_timeout`` (its message never ran).
+
+        Returns:
+            bool: whether this call ended the row (False when it had already ended).
+        """
+        if not self.fail(message):
+            return False
+        lifecycle.announce(self, lifecycle.RECOVERED, reason=reason)
+        return True
 
     # -- transitions ---------------------------------------------------------------
 
@@ -178,6 +279,19 @@ class UserTaskStatus(TimeStampedModel):
         ``attempt`` (1-based, from the worker's request) is recorded in ``attempts``: Celery
         publishes a retry before it reports it, so another worker child may start the next
         attempt before ``retry`` runs, and ``retry`` must see that it came too late.
+
+        Arguments:
+            attempt (int or None): the number of the attempt starting, when the worker knows it.
+
+        Returns:
+            bool: whether the row moved (False when it had already ended).
+
+        Raises:
+            TaskCanceledException: the task (not a container) was canceled.
+
+        Example::
+
+            status.start(attempt=task.request.retries + 1)
         """
         self._raise_if_canceled()
         now = timezone.now()
@@ -253,6 +367,18 @@ class UserTaskStatus(TimeStampedModel):
         As 4.0, the steps are counted even when the task was canceled meanwhile (users see
         "1 of 3" on a task canceled after its first step), and the cancellation is read by the
         same statement that counts them (ADR 0002).
+
+        Arguments:
+            steps (int): how many steps were just completed.
+
+        Raises:
+            TaskCanceledException: the task (not a container) was canceled; the body should stop.
+
+        Example::
+
+            for course in courses:
+                export(course)
+                self.status.increment_completed_steps()
         """
         now = timezone.now()
         values = {'completed_steps': F('completed_steps') + steps, 'modified': now}
@@ -262,7 +388,8 @@ class UserTaskStatus(TimeStampedModel):
         else:
             state = self._add_steps_returning_state(steps, now)
             if state is None:
-                # The row was deleted: treated as canceled, so the body stops (see above).
+                # A deleted row counts as canceled (deleting a running task cancels it first):
+                # the body stops instead of reporting into nothing.
                 raise TaskCanceledException(f'The task {self.task_id} has been deleted')
             self.state = state
         self.completed_steps += steps
@@ -294,7 +421,16 @@ class UserTaskStatus(TimeStampedModel):
         return row[0] if row else None
 
     def increment_total_steps(self, steps):
-        """Add ``steps`` to the total steps here and on every ancestor, in one statement."""
+        """
+        Add ``steps`` to the total steps here and on every ancestor, in one statement.
+
+        Arguments:
+            steps (int): how many more steps the task has found it must do.
+
+        Example::
+
+            self.status.increment_total_steps(len(extra_files))
+        """
         ancestors = list(self._ancestors())
         self._update(pks=[self.pk] + [a.pk for a in ancestors], total_steps=F('total_steps') + steps)
         for node in [self] + ancestors:
@@ -314,9 +450,21 @@ class UserTaskStatus(TimeStampedModel):
         """
         Store a custom in-progress text; a chain or chord parent shows it too.
 
-        The text is a gettext message id (mark it with ``gettext_noop``) and ``params`` its
-        parameters: ``set_state(gettext_noop('Compressing %(count)s files'), count=12)``.
-        ``state`` stores the English text; each reader sees it in their language.
+        ``state`` stores the English text, as 4.0 did; each reader sees it in their language
+        (``state_text``, rendered from the message id and parameters: ``user_tasks.localized``).
+
+        Arguments:
+            custom_state (str): a gettext message id (mark it with ``gettext_noop``), e.g. ``'Validating'``.
+            **params: the values of its placeholders (JSON values).
+
+        Raises:
+            TaskCanceledException: the task (not a container) was canceled.
+            KeyError: a placeholder of ``custom_state`` without its parameter.
+            TypeError: a parameter JSON cannot hold.
+
+        Example::
+
+            self.status.set_state(gettext_noop('Compressing %(count)s files'), count=12)
         """
         stored_params = localized.checked_params(custom_state, params)
         state = localized.english(custom_state, stored_params)
@@ -332,52 +480,85 @@ class UserTaskStatus(TimeStampedModel):
             parent.set_state(custom_state, **params)
 
     def set_name(self, name):
-        """Rename the task and every ancestor."""
+        """
+        Rename the task and every ancestor.
+
+        Arguments:
+            name (str): a name the triggering user will understand.
+
+        Example::
+
+            self.status.set_name(f'Import of {course_key}')
+        """
         nodes = [self] + list(self._ancestors())
         self._update(pks=[n.pk for n in nodes], name=name)
         for node in nodes:
             node.name = name
 
-    def fail(self, message):
+    def fail(self, message, exception=None):
         """
         End the task as Failed with an ``Error`` artifact holding ``message``; fail the parent too.
 
         A dict message is stored as JSON, which Studio's export status view parses.
-        Returns whether this call ended the row (False when it had already ended).
+
+        Arguments:
+            message (str or dict): what the user is shown.
+            exception (BaseException or None): what ended the task, when known; it travels in
+                the ``STOPPED`` event to the observers (metrics count its class).
+
+        Returns:
+            bool: whether this call ended the row (False when it had already ended).
+
+        Example::
+
+            status.fail({'raw_error_msg': 'The course could not be exported.'})
         """
         text = json.dumps(message) if isinstance(message, dict) else str(message)
         now = timezone.now()
         with commit.atomic(using=router.db_for_write(type(self))):
-            moved = self._finish(self.FAILED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
+            moved = self._finish(self.FAILED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now,
+                                 exception=exception)
             if moved:
                 UserTaskArtifact.objects.create(status=self, name='Error', text=text)
         if not moved:
             self._refresh_state()
             return False
         if self.parent_id is not None:
-            self.parent.fail(message)
+            self.parent.fail(message, exception)
         return True
 
-    def retry(self, attempt=None):
+    def retry(self, attempt=None, exception=None):
         """
         Count another attempt and mark the task Retrying; the parent is untouched.
 
-        ``attempt`` is the number of the attempt asking to be retried: once a later attempt
-        has started (or ended) the row is left alone, so it is neither counted twice nor
-        marked Retrying while the next attempt runs.
+        Arguments:
+            attempt (int or None): the number of the attempt asking to be retried: once a later
+                attempt has started (or ended) the row is left alone, so it is neither counted
+                twice nor marked Retrying while the next attempt runs.
+            exception (BaseException or None): why it is retried; carried by the ``RETRIED`` event.
+
+        Example::
+
+            status.retry(attempt=request.retries + 1, exception=exc)
         """
         condition, attempts = ~Q(state__in=self.FINAL_STATES), F('attempts') + 1
         if attempt is not None:
             condition, attempts = condition & Q(attempts__lte=attempt), attempt + 1
         if self._update(condition, state=self.RETRYING, attempts=attempts):
             self.state, self.attempts = self.RETRYING, self.attempts + 1 if attempt is None else attempts
-            lifecycle.announce(self, lifecycle.RETRIED)
+            lifecycle.announce(self, lifecycle.RETRIED, exception=exception)
 
     def succeed(self):
         """
         End the task as Succeeded with all steps done; the parent succeeds once all its children have.
 
-        Returns whether this call ended the row.
+        Returns:
+            bool: whether this call ended the row (False when it had ended, or is Retrying).
+
+        Example::
+
+            if not status.succeed():
+                status.mark_stopped()  # what the task_success receiver does
         """
         now = timezone.now()
         remaining = self.total_steps - self.completed_steps
@@ -417,15 +598,26 @@ class UserTaskStatus(TimeStampedModel):
             if self.parent_id is not None:
                 self.parent._child_succeeded(now)
 
-    @traced_cancel
     def cancel(self):
         """
         Cancel the task, or every task in a container.
 
         A waiting task is revoked in Celery and ends Canceled at once.  A running task is
         marked Canceled and stops at its next progress call; its stop is announced then.
-        A task that already ended is left as it is.  Returns whether the row changed.
+        A task that already ended is left as it is.  Observers wrap the whole call
+        (``lifecycle.CANCEL``).
+
+        Returns:
+            bool: whether the row changed.
+
+        Example::
+
+            if request.user.has_perm('user_tasks.cancel_usertaskstatus', status):
+                status.cancel()
         """
+        return lifecycle.around(lifecycle.CANCEL, self, self._cancel)
+
+    def _cancel(self):
         now = timezone.now()
         if self.is_container:
             for child in type(self).objects.filter(parent_id=self.pk):
@@ -433,8 +625,7 @@ class UserTaskStatus(TimeStampedModel):
                 child.cancel()
             return self._finish(self.CANCELED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
         if self.state in self.WAITING_STATES:
-            from user_tasks import signals  # late import: signals imports this module
-            signals.celery_app.control.revoke(self.task_id)
+            control.revoke(self.task_id)
             if self._finish(self.CANCELED, Q(state__in=self.WAITING_STATES), now):
                 return True
             self._refresh_state()
@@ -450,19 +641,25 @@ class UserTaskStatus(TimeStampedModel):
 
     def _schedule_termination(self):
         """Terminate a canceled running task after its grace period, if its class opted in."""
-        from user_tasks.conf import settings as user_tasks_settings  # pylint: disable=import-outside-toplevel
         grace = (user_tasks_settings.USER_TASKS_TERMINATE_AFTER or {}).get(self.task_class)
         if grace is None:
             return
-        from user_tasks.tasks import terminate_canceled_task  # pylint: disable=import-outside-toplevel
-        after_commit(lambda: terminate_canceled_task.apply_async((self.task_id,), countdown=grace),
-                     using=router.db_for_write(type(self)))
+        control.schedule_termination(self.task_id, grace, using=router.db_for_write(type(self)))
 
     def mark_stopped(self):
         """
         Record that the work of a row that already ended has stopped, and announce it once.
 
         Used when a task canceled while running stops (by raising, or by returning).
+
+        Returns:
+            bool: whether this call recorded the stop (False when it was recorded before).
+
+        Example::
+
+            status.cancel()        # running: Canceled now, stopped later
+            ...                    # the body raises TaskCanceledException at its next step
+            status.mark_stopped()  # the stop is announced once (user_task_stopped)
         """
         if self.finished is not None:
             return False

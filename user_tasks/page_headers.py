@@ -5,6 +5,8 @@ The task page holds a one-click Cancel form; a host without Django's clickjackin
 middleware (or with a laxer policy) must not let another site frame it.  So each page
 answers ``X-Frame-Options: DENY`` and a CSP ``frame-ancestors 'none'`` (modern browsers
 prefer the latter), unless the view or a middleware already set a stricter header.
+
+Layer: leaf.  Imports only Django; the pages use it.
 """
 from functools import wraps
 

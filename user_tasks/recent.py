@@ -1,4 +1,8 @@
-"""``Recent``: a bounded map for per-process memory of recent task ids."""
+"""
+``Recent``: a bounded map for per-process memory of recent task ids.
+
+Layer: leaf.  Imports nothing from user_tasks.
+"""
 from collections import OrderedDict
 
 

@@ -7,11 +7,14 @@ whole worker dies (SIGKILL, OOM, a redeploy), its rows stop being touched; the
 reaper (a periodic task and the ``reap_stale_user_tasks`` command) then fails every
 running row whose heartbeat is older than ``USER_TASKS_STALE_AFTER``, and every
 waiting row older than ``USER_TASKS_PENDING_TIMEOUT`` (its message was lost or
-expired).  Each recovery goes through the model's transitions, so it is announced
-like any other end, and is logged and counted.
+expired).  Each recovery goes through the model's transitions (``recover``), so it is
+announced like any other end, and is logged and counted.
+
+Layer: operations.  Imports the domain, the hub and the leaves.
 """
 import logging
 import threading
+from datetime import timedelta
 
 from django.db import close_old_connections
 from django.db.models import DateTimeField, Q
@@ -19,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from user_tasks import checks, lifecycle
+from user_tasks import checks
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -35,7 +38,6 @@ _BATCH = 500
 
 
 def _as_timedelta(value):
-    from datetime import timedelta  # pylint: disable=import-outside-toplevel
     return value if isinstance(value, timedelta) else timedelta(seconds=value)
 
 
@@ -45,21 +47,28 @@ def _last_sign_of_life():
 
 
 def _recover(status, message, reason):
-    if status.fail(message):
+    if status.recover(message, reason):
         LOG.warning('Recovered user task %s (%s, %s) as Failed: %s', status.task_id, status.task_class,
                     status.uuid, reason)
-        lifecycle.announce(status, lifecycle.RECOVERED, reason=reason)
         return True
     return False
 
 
 def reap(now=None):
-    """Fail stale running rows and long-waiting rows; return the number recovered by reason."""
+    """
+    Fail stale running rows and long-waiting rows, at most 500 of each kind per call.
+
+    Arguments:
+        now (datetime or None): the time to measure ages from (default: now).
+
+    Returns:
+        dict: rows recovered by reason: ``{'stale': n, 'pending_timeout': n, 'canceled_stopped': n}``.
+    """
     checks.validate('USER_TASKS_STALE_AFTER', 'USER_TASKS_PENDING_TIMEOUT')
     now = now or timezone.now()
     counts = {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0}
-    running = (UserTaskStatus.objects.filter(is_container=False, finished__isnull=True)
-               .exclude(state__in=UserTaskStatus.FINAL_STATES + UserTaskStatus.WAITING_STATES)
+    running = (UserTaskStatus.objects.unfinished().filter(is_container=False, finished__isnull=True)
+               .exclude(state__in=UserTaskStatus.WAITING_STATES)
                .annotate(alive=_last_sign_of_life())
                .filter(alive__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER)))
     for status in running.select_related('parent')[:_BATCH]:
@@ -103,12 +112,12 @@ class Heartbeat(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self):
-        from celery.worker import state  # pylint: disable=import-outside-toplevel
+        from celery.worker import state  # noqa: PLC0415  worker internals, only in a worker
         while not self.stopping.wait(self.interval):
             try:
                 close_old_connections()
                 touch({request.id for request in list(state.active_requests)})
-            except Exception:  # pylint: disable=broad-except
+            except Exception:  # noqa: BLE001  the thread must outlive a failed beat
                 LOG.exception('user_tasks heartbeat failed')
 
     def stop(self):
@@ -118,15 +127,15 @@ class Heartbeat(threading.Thread):
 _heartbeat = None
 
 
-def start_heartbeat(**kwargs):  # pylint: disable=unused-argument
+def start_heartbeat(**kwargs):
     """Start the heartbeat thread once per worker main process (``worker_ready``)."""
-    global _heartbeat  # pylint: disable=global-statement
+    global _heartbeat  # noqa: PLW0603  one thread per process
     if _heartbeat is None or not _heartbeat.is_alive():
         _heartbeat = Heartbeat()
         _heartbeat.start()
 
 
-def stop_heartbeat(**kwargs):  # pylint: disable=unused-argument
+def stop_heartbeat(**kwargs):
     """Stop the heartbeat thread (``worker_shutdown``)."""
     if _heartbeat is not None:
         _heartbeat.stop()

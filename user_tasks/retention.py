@@ -7,6 +7,9 @@ before that column existed) is older than its state's max age
 final rows are purged, leaves first, so a container goes only after all its children
 have; each DELETE touches at most ``USER_TASKS_PURGE_BATCH_SIZE`` rows and no row is
 loaded as a model instance.
+
+Layer: operations.  Imports the domain, the hub and the leaves; what a purge deleted is
+told through ``lifecycle.announce_purged``.
 """
 import logging
 
@@ -50,14 +53,23 @@ def _delete_artifacts(status_ids, batch_size, counts):
                 try:
                     storage.delete(name)
                     counts['file'] += 1
-                except Exception:  # pylint: disable=broad-except
+                except Exception:  # noqa: BLE001  a storage error must not stop the purge
                     LOG.exception('Could not delete artifact file %s', name)
         query = UserTaskArtifact.objects.filter(id__in=[pk for pk, _ in rows])
-        counts['artifact'] += query._raw_delete(query.db)  # pylint: disable=protected-access
+        counts['artifact'] += query._raw_delete(query.db)
 
 
 def purge(now=None, batch_size=None):
-    """Delete old finished tasks with their artifacts and files; return the counts by kind."""
+    """
+    Delete old finished tasks with their artifacts and files.
+
+    Arguments:
+        now (datetime or None): the time to measure ages from (default: now).
+        batch_size (int or None): rows per DELETE (default: ``USER_TASKS_PURGE_BATCH_SIZE``).
+
+    Returns:
+        dict: what was deleted: ``{'status': n, 'artifact': n, 'file': n}``.
+    """
     # A wrong max age could make young rows look old: refuse with the system check's message.
     checks.validate('USER_TASKS_MAX_AGE', 'USER_TASKS_MAX_AGE_BY_STATE', 'USER_TASKS_PURGE_BATCH_SIZE')
     now = now or timezone.now()
@@ -70,7 +82,7 @@ def purge(now=None, batch_size=None):
             break
         _delete_artifacts(ids, batch_size, counts)
         query = UserTaskStatus.objects.filter(id__in=ids)
-        counts['status'] += query._raw_delete(query.db)  # pylint: disable=protected-access
+        counts['status'] += query._raw_delete(query.db)
     LOG.info('Purged %(status)d user task statuses, %(artifact)d artifacts and %(file)d files', counts)
-    lifecycle.purged.send_robust(sender=UserTaskStatus, counts=counts)
+    lifecycle.announce_purged(UserTaskStatus, counts)
     return counts

@@ -5,6 +5,8 @@ Nothing is registered on import: a host opts in by calling ``add_rules()`` (the 
 plugin does it for edx-platform), and may register its own predicates for the same
 permission names instead.  ``rules.permissions.ObjectPermissionBackend`` must be in
 ``AUTHENTICATION_BACKENDS`` for them to be consulted by ``user.has_perm(perm, obj)``.
+
+Layer: leaf.  Imports only the ``rules`` library.
 """
 import rules
 

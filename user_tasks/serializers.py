@@ -8,7 +8,10 @@ The status adds two fields after 4.0's, for clients that translate themselves:
 Related objects are rendered as hyperlinks keyed by uuid.  The views prefetch what these
 serializers read (artifact uuids, the status of an artifact), so a list costs the same
 number of queries whatever its length.
+
+Layer: adapters (the lowest).  Imports the domain and the leaves.
 """
+from django.urls import NoReverseMatch, reverse
 from rest_framework import serializers
 
 from user_tasks._schema import OpenApiTypes, extend_schema_field
@@ -21,7 +24,6 @@ DOWNLOAD_VIEW_NAME = 'user_tasks:artifact-download'
 
 def _download_url(artifact, request):
     """The download view's URL for ``artifact``, or None when no such view is routed."""
-    from django.urls import NoReverseMatch, reverse  # pylint: disable=import-outside-toplevel
     try:
         url = reverse(DOWNLOAD_VIEW_NAME, kwargs={'uuid': artifact.uuid})
     except NoReverseMatch:

@@ -2,40 +2,79 @@
 Celery signal receivers: each turns one Celery event into a transition on the status row.
 
 ``celery_app``, ``transaction`` and ``close_old_connections`` are module attributes
-looked up at call time, so tests and hosts can replace them.
+looked up at call time, so tests and hosts can replace them.  ``celery_app`` is
+``user_tasks.control.celery_app`` under another name (assigning either changes both),
+because the model revokes and terminates through ``user_tasks.control``.
+
+Layer: Celery, the top of the core.  Imports ``tasks``, the operations, the domain, the
+hub and the leaves; never ``user_tasks.metrics`` (observers hang off the lifecycle).
 """
 import logging
+import sys
+import types
 
-from celery import current_app as celery_app
 from billiard.exceptions import WorkerLostError
+from celery import current_app
 from celery.exceptions import TimeLimitExceeded
 from celery.signals import (
-    before_task_publish, task_failure, task_prerun, task_retry, task_revoked, task_success, worker_init,
-    worker_ready, worker_shutdown,
+    before_task_publish,
+    task_failure,
+    task_prerun,
+    task_retry,
+    task_revoked,
+    task_success,
+    worker_init,
+    worker_ready,
+    worker_shutdown,
 )
 from django.db import InterfaceError, OperationalError, close_old_connections, connections, router, transaction
 
-from user_tasks import user_task_stopped  # noqa: F401  re-exported: Studio imports it from here
-from user_tasks import canvas, recovery
+from user_tasks import (
+    canvas,
+    control,
+    recovery,
+    tasks,  # noqa: F401  registers the periodic and termination tasks in every process
+    user_task_stopped,  # noqa: F401  re-exported: Studio imports it from here
+)
 from user_tasks.exceptions import TaskCanceledException
 from user_tasks.models import UserTaskStatus
+from user_tasks.utils import is_user_task
 
 LOG = logging.getLogger(__name__)
 
 __all__ = [
-    'celery_app', 'close_old_connections', 'create_user_task', 'retrying_task', 'start_user_task',
-    'task_failed', 'task_succeeded', 'task_was_revoked', 'transaction', 'user_task_stopped',
+    'create_user_task', 'retrying_task', 'start_user_task', 'task_failed', 'task_succeeded', 'task_was_revoked',
+    'user_task_stopped',
 ]
 
 
+class _SignalsModule(types.ModuleType):
+    """This module, with ``celery_app`` an alias of ``user_tasks.control.celery_app``."""
+
+    @property
+    def celery_app(self):
+        """The Celery app the receivers and the model's revokes use (``celery.current_app``)."""
+        return control.celery_app
+
+    @celery_app.setter
+    def celery_app(self, value):
+        control.celery_app = value
+
+    @celery_app.deleter
+    def celery_app(self):
+        control.celery_app = current_app
+
+
+sys.modules[__name__].__class__ = _SignalsModule
+
+
 def _user_task(task):
-    from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
-    return task if isinstance(task, UserTaskMixin) else None
+    return task if is_user_task(task) else None
 
 
-def create_user_task(sender=None, body=None, headers=None, **kwargs):  # pylint: disable=unused-argument
+def create_user_task(sender=None, body=None, headers=None, routing_key=None, **kwargs):
     """Record a UserTask when its message is published (``before_task_publish``)."""
-    task = _user_task(celery_app.tasks.get(sender)) if sender else None
+    task = _user_task(control.celery_app.tasks.get(sender)) if sender else None
     if task is None:
         return
     if isinstance(body, dict) or not headers or 'task' not in headers:
@@ -43,13 +82,13 @@ def create_user_task(sender=None, body=None, headers=None, **kwargs):  # pylint:
     else:
         message = canvas.message_from_proto2(body, headers)
     try:
-        canvas.record_publish(task, message)
+        canvas.record_publish(task, message, queue=routing_key)
     except TypeError as exc:
         LOG.error('Not recording user task %s (%s): %s', message.get('id'), sender, exc)
         raise
 
 
-def start_user_task(sender=None, task_id=None, task=None, **kwargs):  # pylint: disable=unused-argument
+def start_user_task(sender=None, task_id=None, task=None, **kwargs):
     """Mark the task In Progress as a worker starts it (``task_prerun``)."""
     task = _user_task(task or sender)
     if task is None:
@@ -77,7 +116,7 @@ def _close_stale_connections():
     """
     try:
         connection = transaction.get_connection(router.db_for_write(UserTaskStatus))
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:  # noqa: BLE001  any failure to reach the connection: let the task report it
         LOG.warning('Not closing stale database connections: %r', exc)
         return
     if not connection.in_atomic_block:
@@ -90,11 +129,13 @@ def _attempt(request):
     return retries + 1 if isinstance(retries, int) else None
 
 
-def retrying_task(sender=None, request=None, **kwargs):  # pylint: disable=unused-argument
+def retrying_task(sender=None, request=None, reason=None, **kwargs):
     """Count another attempt when the task asks Celery to retry it (``task_retry``)."""
     task = _user_task(sender)
     if task is not None:
-        task.status.retry(attempt=_attempt(request if request is not None else task.request))
+        # ``reason`` is Celery's Retry; what the task retries for is the exception it wraps.
+        cause = getattr(reason, 'exc', None) or reason
+        task.status.retry(attempt=_attempt(request if request is not None else task.request), exception=cause)
 
 
 def _status_for(task, task_id):
@@ -142,7 +183,7 @@ def _reconnecting(receiver):
 
 
 @_reconnecting
-def task_failed(sender=None, task_id=None, exception=None, **kwargs):  # pylint: disable=unused-argument
+def task_failed(sender=None, task_id=None, exception=None, **kwargs):
     """End the task Failed with the exception's text (``task_failure``); a cancellation just stops it."""
     task = _user_task(sender)
     if task is None:
@@ -150,12 +191,12 @@ def task_failed(sender=None, task_id=None, exception=None, **kwargs):  # pylint:
     status = _status_for(task, task_id)
     if status is None:
         return
-    if isinstance(exception, TaskCanceledException) or not status.fail(_failure_message(exception)):
+    if isinstance(exception, TaskCanceledException) or not status.fail(_failure_message(exception), exception):
         status.mark_stopped()
 
 
 @_reconnecting
-def task_was_revoked(sender=None, request=None, terminated=False, expired=False, **kwargs):  # pylint: disable=unused-argument
+def task_was_revoked(sender=None, request=None, terminated=False, expired=False, **kwargs):
     """End a revoked task Canceled, and an expired one Failed (``task_revoked``)."""
     task = _user_task(sender)
     task_id = getattr(request, 'id', None)
@@ -172,7 +213,7 @@ def task_was_revoked(sender=None, request=None, terminated=False, expired=False,
         status.mark_stopped()
 
 
-def task_succeeded(sender=None, **kwargs):  # pylint: disable=unused-argument
+def task_succeeded(sender=None, **kwargs):
     """End the task Succeeded unless it was canceled, failed or is retrying (``task_success``)."""
     task = _user_task(sender)
     if task is None:
@@ -182,7 +223,7 @@ def task_succeeded(sender=None, **kwargs):  # pylint: disable=unused-argument
         status.mark_stopped()
 
 
-def _start_after_django_fixup(**kwargs):  # pylint: disable=unused-argument
+def _start_after_django_fixup(**kwargs):
     """
     Move ``start_user_task`` behind Celery's Django fixup in ``task_prerun`` (``worker_init``).
 

@@ -5,6 +5,10 @@ A task opts in to status tracking by using ``UserTask`` as its base (or mixing
 ``UserTaskMixin`` into its own base).  Its first argument, or a keyword, is the
 ``user_id`` of the user who triggered it.  Inside the task, ``self.status`` is its
 ``UserTaskStatus`` row, through which it reports progress.
+
+Layer: Celery.  Imports the operations (``canvas``, ``recovery``, ``retention``), the
+domain, the hub and the leaves; observers wrap a task body through
+``lifecycle.around(EXECUTE, ...)``, so nothing here imports ``user_tasks.metrics``.
 """
 import inspect
 import logging
@@ -15,7 +19,7 @@ from celery.exceptions import Ignore
 from celery.utils import uuid
 from django.db import router, transaction
 
-from user_tasks import canvas, canvas_owners, metrics
+from user_tasks import canvas, canvas_owners, control, lifecycle, recovery, retention, utils
 from user_tasks.commit import in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
@@ -28,8 +32,22 @@ class UserTaskMixin:
     Status tracking for a Celery task triggered by a user.
 
     Override ``calculate_total_steps`` and ``generate_name`` to give the status row a
-    meaningful size and name; both receive the task's arguments as a dict.
+    meaningful size and name; both receive the task's arguments as a dict.  The first
+    argument of the task function (or the ``user_id`` keyword) names the user.
+
+    Example::
+
+        @shared_task(base=UserTask, bind=True)
+        def export_course(self, user_id, course_key, user_task_name=None, **kwargs):
+            self.status.set_state('Exporting')
+            ...
+            self.status.increment_completed_steps()
+
+        export_course.delay(request.user.pk, 'course-v1:edX+Demo+2026')
     """
+
+    #: What ``user_tasks.utils.is_user_task`` looks for (``USER_TASK_MARKER``).
+    tracks_user_task_status = True
 
     def __init_subclass__(cls, **kwargs):
         """Let Celery's argument check accept ``user_task_name`` for functions that cannot take it.
@@ -39,18 +57,26 @@ class UserTaskMixin:
         """
         super().__init_subclass__(**kwargs)
         header = cls.__dict__.get('__header__')
-        if header is None or 'run' not in cls.__dict__ or _accepts_keyword(cls, 'user_task_name'):
+        if header is None or 'run' not in cls.__dict__ or _accepts_keyword(cls, utils.NAME_KEYWORD):
             return
         check = header.__func__ if isinstance(header, staticmethod) else header
 
         def check_arguments(*args, **call_kwargs):
-            call_kwargs.pop('user_task_name', None)
+            call_kwargs.pop(utils.NAME_KEYWORD, None)
             return check(*args, **call_kwargs)
         cls.__header__ = staticmethod(check_arguments)
 
     @property
     def status(self):
-        """The ``UserTaskStatus`` of the running invocation, created if the publisher did not record one."""
+        """
+        The ``UserTaskStatus`` of the running invocation, created if the publisher did not record one.
+
+        Returns:
+            UserTaskStatus: the row (cached on the request for the rest of the attempt).
+
+        Raises:
+            TypeError: no row exists and the invocation's ``user_id`` is missing or unknown.
+        """
         request = self.request
         status = getattr(request, 'user_task_status', None)
         if status is None or status.task_id != request.id:
@@ -67,10 +93,18 @@ class UserTaskMixin:
 
         Var-positional values sit under ``args`` and var-keyword values under ``kwargs``;
         defaults are filled in.  Decorated functions are read through ``__wrapped__``.
+
+        Returns:
+            dict: parameter name -> value.
+
+        Example::
+
+            # def export_course(self, user_id, course_key, *args, **kwargs)
+            export_course.arguments_as_dict(7, 'course-v1:x', 'a', flag=True)
+            # {'user_id': 7, 'course_key': 'course-v1:x', 'args': ('a',), 'kwargs': {'flag': True}}
         """
         signature = _run_signature(cls)
-        if 'user_task_name' in kwargs and not _accepts_keyword(cls, 'user_task_name'):
-            kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
+        kwargs = _without_unaccepted_name(cls, kwargs)
         try:
             bound = signature.bind_partial(*args, **kwargs)
         except TypeError:
@@ -88,16 +122,44 @@ class UserTaskMixin:
         return arguments
 
     @staticmethod
-    def calculate_total_steps(arguments_dict):  # pylint: disable=unused-argument
-        """The number of steps this invocation will take; 1 unless overridden."""
+    def calculate_total_steps(arguments_dict):  # noqa: ARG004  a hook: overrides read the arguments
+        """
+        The number of steps this invocation will take; 1 unless overridden.
+
+        Arguments:
+            arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
+
+        Returns:
+            int: the row's ``total_steps``.
+
+        Example::
+
+            @staticmethod
+            def calculate_total_steps(arguments_dict):
+                return len(arguments_dict['course_keys'])
+        """
         return 1
 
     @classmethod
-    def generate_name(cls, arguments_dict):  # pylint: disable=unused-argument
-        """A name the triggering user will understand; the task function's name unless overridden."""
+    def generate_name(cls, arguments_dict):  # noqa: ARG003  a hook: overrides read the arguments
+        """
+        A name the triggering user will understand; the task function's name unless overridden.
+
+        Arguments:
+            arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
+
+        Returns:
+            str: the row's ``name`` (at most 255 characters).
+
+        Example::
+
+            @classmethod
+            def generate_name(cls, arguments_dict):
+                return f"Export of {arguments_dict['course_key']}"
+        """
         return inspect.unwrap(cls.run).__name__
 
-    def apply_async(self, args=None, kwargs=None, task_id=None, **options):  # pylint: disable=arguments-differ
+    def apply_async(self, args=None, kwargs=None, task_id=None, **options):
         """
         Publish the task; inside a transaction, record it now and publish after commit.
 
@@ -105,7 +167,13 @@ class UserTaskMixin:
 
         The row is written in the caller's transaction (so it rolls back with it) and
         the message is only sent once that transaction commits, so a worker never sees
-        a task whose row it cannot read.  The AsyncResult is returned at once.
+        a task whose row it cannot read.
+
+        Returns:
+            celery.result.AsyncResult: at once, deferred or not.
+
+        Raises:
+            TypeError: the invocation's ``user_id`` is missing or unknown.
         """
         canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
@@ -129,7 +197,7 @@ class UserTaskMixin:
         transaction.on_commit(publish, using=using)
         return self.AsyncResult(task_id)
 
-    def apply(self, args=None, kwargs=None, *more, **options):  # pylint: disable=keyword-arg-before-vararg
+    def apply(self, args=None, kwargs=None, *more, **options):  # noqa: B026  Celery's own signature
         """Run the task eagerly, refusing it first when its canvas mixes users (as ``apply_async`` does)."""
         canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         return super().apply(args, kwargs, *more, **options)
@@ -140,10 +208,8 @@ class UserTaskMixin:
         if skip:
             LOG.info('Not running user task %s (%s): %s', self.request.id, self.name, skip)
             raise Ignore()
-        if 'user_task_name' in kwargs and not _accepts_keyword(type(self), 'user_task_name'):
-            kwargs = {key: value for key, value in kwargs.items() if key != 'user_task_name'}
-        with metrics.executing(self):
-            return super().__call__(*args, **kwargs)
+        kwargs = _without_unaccepted_name(type(self), kwargs)
+        return lifecycle.around(lifecycle.EXECUTE, self, super().__call__, *args, **kwargs)
 
 
 @lru_cache(maxsize=None)
@@ -162,7 +228,14 @@ def _accepts_keyword(cls, name):
     return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
-class UserTask(UserTaskMixin, Task):  # pylint: disable=abstract-method
+def _without_unaccepted_name(cls, kwargs):
+    """``kwargs`` without the container name when the task function cannot take it."""
+    if utils.NAME_KEYWORD in kwargs and not _accepts_keyword(cls, utils.NAME_KEYWORD):
+        return {key: value for key, value in kwargs.items() if key != utils.NAME_KEYWORD}
+    return kwargs
+
+
+class UserTask(UserTaskMixin, Task):
     """Abstract base class for Celery tasks that track their status for a user."""
 
     abstract = True
@@ -171,8 +244,7 @@ class UserTask(UserTaskMixin, Task):  # pylint: disable=abstract-method
 @shared_task(name='user_tasks.tasks.reap_stale_user_tasks')
 def reap_stale_user_tasks():
     """Fail tasks whose worker died and tasks whose message never arrived (see ``user_tasks.recovery``)."""
-    from user_tasks.recovery import reap  # pylint: disable=import-outside-toplevel
-    return reap()
+    return recovery.reap()
 
 
 @shared_task(name='user_tasks.tasks.terminate_canceled_task')
@@ -187,8 +259,7 @@ def terminate_canceled_task(task_id, deleted=False):
     if (row is None and deleted) or (
             row is not None and row['state'] == UserTaskStatus.CANCELED and row['finished'] is None):
         LOG.warning('Terminating canceled user task %s, still running after its grace period', task_id)
-        from user_tasks import signals  # pylint: disable=import-outside-toplevel
-        signals.celery_app.control.revoke(task_id, terminate=True, signal='SIGTERM')
+        control.terminate(task_id)
         return True
     return False
 
@@ -196,5 +267,4 @@ def terminate_canceled_task(task_id, deleted=False):
 @shared_task(name='user_tasks.tasks.purge_old_user_tasks')
 def purge_old_user_tasks():
     """Delete finished tasks (and their artifact files) older than ``USER_TASKS_MAX_AGE``."""
-    from user_tasks.retention import purge  # pylint: disable=import-outside-toplevel
-    return purge()
+    return retention.purge()

@@ -3,6 +3,8 @@ URLs of the REST API (un-namespaced; Studio mounts them at ``api/tasks/v0/``).
 
 ``tasks/``, ``tasks/<uuid>/``, ``tasks/<uuid>/cancel/``, ``artifacts/`` and
 ``artifacts/<uuid>/``, named ``usertaskstatus-*`` and ``usertaskartifact-*``.
+
+Layer: adapters.  Imports the views and ``user_tasks.metrics.api``; nothing imports it (hosts include it).
 """
 from rest_framework.routers import SimpleRouter
 

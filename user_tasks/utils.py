@@ -7,13 +7,50 @@ first into the second.  These are public names kept with 4.0's exact results for
 that call them; user_tasks' own tracking reads messages with
 ``user_tasks.canvas.message_from_proto2``, so it never depends on their output.
 Nothing here changes the message it is given.
+
+It also holds the small checks every layer shares: ``is_user_task``,
+``user_task_name`` and ``error_type``.  A leaf: it imports nothing from user_tasks.
 """
 from celery import chain  # module attribute: tests and callers may replace it
 
-__all__ = ['chain', 'extract_proto2_embed', 'extract_proto2_headers', 'proto2_to_proto1']
+__all__ = [
+    'USER_TASK_MARKER', 'chain', 'error_type', 'extract_proto2_embed', 'extract_proto2_headers',
+    'is_user_task', 'proto2_to_proto1', 'user_task_name',
+]
+
+#: Class attribute that ``UserTaskMixin`` sets to True: what ``is_user_task`` looks for.
+USER_TASK_MARKER = 'tracks_user_task_status'
+#: The keyword argument naming a group, chain or chord's container row.
+NAME_KEYWORD = 'user_task_name'
 
 
-def extract_proto2_headers(id, retries=0, eta=None, expires=None, group=None, timelimit=None,  # pylint: disable=redefined-builtin
+def is_user_task(task):
+    """
+    Whether ``task`` (a Celery task, or None) tracks its status: its class uses ``UserTaskMixin``.
+
+    A class attribute rather than ``isinstance``, so the layers below ``user_tasks.tasks``
+    (canvas, metrics) can ask without importing it.
+    """
+    return getattr(task, USER_TASK_MARKER, False) is True
+
+
+def user_task_name(kwargs):
+    """The container name a task's keyword arguments carry (``user_task_name``), or None."""
+    return (kwargs or {}).get(NAME_KEYWORD) or None
+
+
+def error_type(exception):
+    """
+    The fully qualified class name of ``exception``, e.g. ``builtins.ValueError``.
+
+    The one spelling of an error's type: span attributes (``error.type``) use it as is,
+    the ``error_type`` metric label drops the ``builtins.`` prefix and caps the set.
+    """
+    cls = type(exception)
+    return f'{cls.__module__}.{cls.__qualname__}'
+
+
+def extract_proto2_headers(id, retries=0, eta=None, expires=None, group=None, timelimit=None,  # noqa: A002
                            task=None, **_):
     """Return the eight protocol-1 fields held in protocol-2 headers."""
     return {

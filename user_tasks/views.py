@@ -6,9 +6,11 @@ Who sees what is decided twice, on purpose: the filter backends
 ``DjangoObjectPermissionsIncludingView`` asks ``user.has_perm(perm, obj)`` for every single
 object, so an object the user may not view is a 404 and one they may view but not act on
 is a 403.
+
+Layer: adapters.  Imports the serializers, the domain and the leaves.
 """
-from django.db import DatabaseError
 from django.core.signals import setting_changed
+from django.db import DatabaseError
 from django.db.models import Prefetch
 from django.dispatch import receiver
 from django.http import Http404
@@ -51,7 +53,7 @@ class DjangoObjectPermissionsIncludingView(permissions.DjangoObjectPermissions):
         template = getattr(view, 'action_perms_map', {}).get(getattr(view, 'action', None))
         if template is None:
             return self.get_required_object_permissions(request.method, model_cls)
-        meta = model_cls._meta  # pylint: disable=protected-access
+        meta = model_cls._meta
         return [perm % {'app_label': meta.app_label, 'model_name': meta.model_name} for perm in template]
 
     def has_object_permission(self, request, view, obj):
@@ -118,7 +120,7 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
     def get_queryset(self):
         # Only what the hyperlinks need, for every listed status in one query.
         artifacts = Prefetch('artifacts', queryset=UserTaskArtifact.objects.only('uuid', 'status_id').order_by('id'))
-        return super().get_queryset().prefetch_related(artifacts).order_by('-created', '-id')
+        return super().get_queryset().prefetch_related(artifacts).newest_first()
 
     def perform_destroy(self, instance):
         # A running task (or a container's running children) must stop before its row goes.
@@ -131,7 +133,7 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
         responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND},
     )
     @action(detail=True, methods=['post'])
-    def cancel(self, request, *args, **kwargs):  # pylint: disable=unused-argument
+    def cancel(self, request, *args, **kwargs):
         """Cancel the task (or every task of a container) and return its status."""
         status = self.get_object()
         status.cancel()
@@ -163,7 +165,7 @@ _FOLLOWED_SETTINGS = {'REST_FRAMEWORK', 'USER_TASKS_STATUS_FILTERS', 'USER_TASKS
 
 
 @receiver(setting_changed)
-def _follow_settings(setting=None, **kwargs):  # pylint: disable=unused-argument
+def _follow_settings(setting=None, **kwargs):
     """
     Rebind the viewsets' class attributes when their settings change (``override_settings``).
 

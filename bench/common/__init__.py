@@ -42,7 +42,7 @@ def redis_url(db):
 
 
 def _recreate_postgres(name):
-    import psycopg2  # pylint: disable=import-outside-toplevel
+    import psycopg2
     url = urlparse(service_url('postgres'))
     connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
                                   password=url.password or '', dbname='postgres', connect_timeout=5)
@@ -56,7 +56,7 @@ def _recreate_postgres(name):
 
 
 def _recreate_mariadb(name):
-    import pymysql  # pylint: disable=import-outside-toplevel
+    import pymysql
     url = urlparse(service_url('mariadb'))
     connection = pymysql.connect(host=url.hostname, port=url.port or 3306, user=url.username or 'root',
                                  password=url.password or '', connect_timeout=5, autocommit=True)
@@ -92,20 +92,20 @@ def configure(bench, db='postgres', broker_db=None, result_db=None, extra_env=No
     env.update(extra_env or {})
     os.environ.update(env)
     {'postgres': _recreate_postgres, 'mariadb': _recreate_mariadb}[db](name)
-    import django  # pylint: disable=import-outside-toplevel
+    import django
     django.setup()
-    from django.core.management import call_command  # pylint: disable=import-outside-toplevel
+    from django.core.management import call_command
     call_command('migrate', verbosity=0, interactive=False)
     return env
 
 
 def drop_database(bench, db='postgres'):
     """Drop the benchmark's database again (the data is large for some scripts)."""
-    from django.db import connections  # pylint: disable=import-outside-toplevel
+    from django.db import connections
     connections.close_all()
     name = f'bench_{bench}_{db}'
     if db == 'postgres':
-        import psycopg2  # pylint: disable=import-outside-toplevel
+        import psycopg2
         url = urlparse(service_url('postgres'))
         connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
                                       password=url.password or '', dbname='postgres', connect_timeout=5)
@@ -116,7 +116,7 @@ def drop_database(bench, db='postgres'):
         finally:
             connection.close()
     else:
-        import pymysql  # pylint: disable=import-outside-toplevel
+        import pymysql
         url = urlparse(service_url('mariadb'))
         connection = pymysql.connect(host=url.hostname, port=url.port or 3306, user=url.username or 'root',
                                      password=url.password or '', connect_timeout=5, autocommit=True)

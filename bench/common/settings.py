@@ -8,7 +8,7 @@ Django settings of the benchmarks: the test project's (``tests.settings``, env-d
 """
 import os
 
-from tests.settings import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
+from tests.settings import *  # noqa: F401,F403
 from tests.settings import DATABASES
 
 if os.environ.get('USER_TASKS_BENCH_CONN_MAX_AGE'):

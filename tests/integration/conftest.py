@@ -61,7 +61,7 @@ def _tcp(url, default_port):
 
 
 def _check_postgres(address):
-    import psycopg2  # pylint: disable=import-outside-toplevel
+    import psycopg2
     url = urlparse(address)
     _tcp(url, 5432)
     connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
@@ -75,7 +75,7 @@ def _check_postgres(address):
 
 
 def _check_mariadb(address):
-    import pymysql  # pylint: disable=import-outside-toplevel
+    import pymysql
     url = urlparse(address)
     _tcp(url, 3306)
     connection = pymysql.connect(host=url.hostname, port=url.port or 3306, user=url.username or '',
@@ -89,7 +89,7 @@ def _check_mariadb(address):
 
 
 def _check_redis(address):
-    import redis  # pylint: disable=import-outside-toplevel
+    import redis
     _tcp(urlparse(address), 6379)
     client = redis.Redis.from_url(address, socket_timeout=5, socket_connect_timeout=5)
     try:
@@ -99,7 +99,7 @@ def _check_redis(address):
 
 
 def _check_rabbitmq(address):
-    from kombu import Connection  # pylint: disable=import-outside-toplevel
+    from kombu import Connection
     _tcp(urlparse(address), 5672)
     with Connection(address, connect_timeout=5) as connection:
         connection.ensure_connection(max_retries=1)
@@ -135,14 +135,14 @@ def integration_services():
     for service, address in _required_services():
         try:
             CHECKS[service](address)
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             url = urlparse(address)
             where = f'{url.scheme}://{url.hostname}:{url.port or ""}{url.path}'  # no credentials
             _unavailable(f'{service} is not available at {where} ({type(exc).__name__}: {exc})')
 
 
 @pytest.fixture(scope='session')
-def django_db_setup(integration_services, django_db_setup):  # pylint: disable=redefined-outer-name,unused-argument
+def django_db_setup(integration_services, django_db_setup):
     """pytest-django's test database, created only once the services answered."""
 
 
@@ -176,15 +176,15 @@ class Worker:
 
     def start(self, keep_stops=False):
         if not keep_stops:
-            open(self.stopped_log, 'w', encoding='utf-8').close()  # pylint: disable=consider-using-with
-        self._log = open(self.log_path, 'ab')  # pylint: disable=consider-using-with
+            open(self.stopped_log, 'w', encoding='utf-8').close()
+        self._log = open(self.log_path, 'ab')
         command = [
             sys.executable, '-m', 'celery', '-A', 'tests.celery', 'worker',
             '--pool=prefork', '--concurrency=2', '--loglevel=info',
             '-Q', QUEUE, '-n', WORKER_NAME, '--without-gossip', '--without-mingle',
             '--include', 'tests.integration.stopped_log',
         ]
-        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+        self.process = subprocess.Popen(
             command, cwd=REPO, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -237,7 +237,7 @@ def _delete_queue():
 
 
 @pytest.fixture(scope='session')
-def real_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # pylint: disable=redefined-outer-name,unused-argument
+def real_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     """A real prefork worker on the test database, the run's broker and its private queue."""
     assert celery_app.amqp.default_queue.name == QUEUE, 'the test process would publish to another queue'
     assert celery_app.conf.result_backend == RESULT_BACKEND
@@ -255,7 +255,7 @@ def real_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # pylint
         process.stop()
         try:
             _delete_queue()
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             print(f'could not delete the queue {QUEUE}: {exc!r}', file=sys.stderr)
     # Every stop is in the log once the worker has shut down: none may be announced twice.
     repeated = {key: count for key, count in Counter(uuid_ for uuid_, _ in process.stops()).items() if count > 1}
@@ -263,7 +263,7 @@ def real_worker(django_db_setup, django_db_blocker, tmp_path_factory):  # pylint
 
 
 @pytest.fixture(scope='module', params=[2, 1], ids=['proto2', 'proto1'])
-def message_protocol(request, real_worker):  # pylint: disable=redefined-outer-name
+def message_protocol(request, real_worker):
     """
     Run a module's message-handling scenarios under both protocols (module scope: one restart each way).
 
@@ -284,14 +284,14 @@ def message_protocol(request, real_worker):  # pylint: disable=redefined-outer-n
 
 
 @pytest.fixture
-def worker(real_worker):  # pylint: disable=redefined-outer-name
+def worker(real_worker):
     """The session's worker; its log from this test on goes into the test's failure report."""
     real_worker.test_log_start = real_worker.log_size()
     return real_worker
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
+def pytest_runtest_makereport(item, call):
     """Attach the worker's log written during a failed test to its report."""
     outcome = yield
     report = outcome.get_result()

@@ -13,7 +13,7 @@ from user_tasks import user_task_stopped
 ENV = 'USER_TASKS_TEST_STOPPED_LOG'
 
 
-def record_stop(sender, status=None, **kwargs):  # pylint: disable=unused-argument
+def record_stop(sender, status=None, **kwargs):
     """Append one line for this stop to the log file, when one is configured."""
     path = os.environ.get(ENV)
     if not path:

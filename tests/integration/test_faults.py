@@ -1,5 +1,5 @@
 """
-Real faults against a real worker, broker and database (issue 6, SPEC B4, B8, B9, C1).
+Real faults against a real worker, broker and database (docs/reliability.rst).
 
 Each test breaks something for real (``kill -9`` of a worker child or of a whole worker, a
 hard time limit, a cancel, a broker restart, an expired or revoked message, a rolled-back
@@ -12,19 +12,19 @@ children, shortened recovery settings, their own queue, and some are killed.  Th
 measured times to recovery are printed as ``[fault] ...`` lines (run with ``-s``).
 """
 import os
-import tracemalloc
 import time
+import tracemalloc
 import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from kombu import pools as kombu_pools
 from celery import group
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from tests import settings as test_settings
 from tests.celery import app as celery_app
@@ -38,7 +38,7 @@ from user_tasks.retention import purge
 S = UserTaskStatus
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(150)]
 
-# Shortened recovery settings (SPEC D), the same in the workers and in this process.
+# Shortened recovery settings (docs/settings.rst), the same in the workers and in this process.
 HEARTBEAT = 0.5
 STALE_AFTER = 3.0
 PENDING_TIMEOUT = 6.0
@@ -118,7 +118,7 @@ def reap_until(description, predicate, timeout, period=REAP_PERIOD):
     return None
 
 
-def _record_stop(sender, status=None, **kwargs):  # pylint: disable=unused-argument
+def _record_stop(sender, status=None, **kwargs):
     """Stops announced in this process (cancel of a waiting task, the reaper) go to the same log."""
     if _stops['log']:
         fd = os.open(_stops['log'], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -144,8 +144,8 @@ def broker(url):
         # kombu keeps pools in a process-wide registry keyed by connection: closing ours
         # without clearing it would hand the same closed pool to every later test.
         kombu_pools.reset()
-        celery_app._pool = None  # pylint: disable=protected-access
-        celery_app.amqp._producer_pool = None  # pylint: disable=protected-access
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
     saved = celery_app.conf.broker_url
     celery_app.conf.broker_url = url
     reset()
@@ -157,7 +157,7 @@ def broker(url):
 
 
 @pytest.fixture(scope='module')
-def fault_settings(django_db_setup):  # pylint: disable=unused-argument
+def fault_settings(django_db_setup):
     """This process publishes to the faults queue and reaps/cancels with the shortened settings."""
     saved_queue = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = QUEUE
@@ -181,12 +181,12 @@ def _drop_queue(queue):
     try:
         with celery_app.connection_for_write() as connection:
             celery_app.amqp.queues[queue](connection.default_channel).delete()
-    except Exception as exc:  # pylint: disable=broad-except
+    except Exception as exc:
         print(f'could not delete the queue {queue}: {exc!r}')
 
 
 @pytest.fixture(scope='module')
-def fault_worker(integration_services, fault_settings, django_db_blocker, tmp_path_factory):  # pylint: disable=unused-argument
+def fault_worker(integration_services, fault_settings, django_db_blocker, tmp_path_factory):
     """A prefork worker with four children and the shortened settings, on the faults queue."""
     worker = _new_worker(tmp_path_factory.mktemp('faults'), 'ut_faults', concurrency=4, env=WORKER_ENV)
     worker.start()
@@ -210,7 +210,7 @@ def worker(fault_worker):
 
 
 @pytest.fixture
-def task_user(fault_settings):  # pylint: disable=unused-argument
+def task_user(fault_settings):
     return get_user_model().objects.create(username=f'faults-{uuid.uuid4().hex[:12]}')
 
 
@@ -459,7 +459,7 @@ def test_broker_restart_loses_no_row_and_leaves_none_stuck(fault_settings, task_
                 redis.kill()
                 down = time.monotonic()
                 before = S.objects.filter(user=task_user).count()
-                with pytest.raises(Exception):  # pylint: disable=broad-except
+                with pytest.raises(Exception):
                     marker_task.apply_async(kwargs={'user_id': task_user.pk}, queue=queue)
                 assert time.monotonic() - down < 15, 'a publish to a dead broker must fail, not hang'
                 assert S.objects.filter(user=task_user).count() == before, 'a publish that raised left a row'
@@ -554,12 +554,13 @@ def test_purge_of_20000_rows_with_files(task_user, tmp_path, settings):
     assert peak < 1.5 * small_peak + 512 * 1024, (small_peak, peak)
 
 
-# -- delete of a running task (issue 12) ---------------------------------------------------------
+# -- delete of a running task (docs/reliability.rst) ---------------------------------------------------------
 
 def _delete_through_the_api(status):
     """The owner's REST DELETE, as a client sends it (``add_rules``: the owner may delete)."""
-    from rest_framework.test import APIClient  # pylint: disable=import-outside-toplevel
-    from user_tasks.rules import add_rules  # pylint: disable=import-outside-toplevel
+    from rest_framework.test import APIClient
+
+    from user_tasks.rules import add_rules
     add_rules()
     client = APIClient()
     client.force_authenticate(status.user)
@@ -568,7 +569,7 @@ def _delete_through_the_api(status):
 
 
 def test_delete_of_a_running_task_stops_it_at_its_next_step(worker, task_user, marker):
-    from user_tasks.exceptions import TaskCanceledException  # pylint: disable=import-outside-toplevel
+    from user_tasks.exceptions import TaskCanceledException
     delay = 0.2
     log_start = os.path.getsize(worker.log_path)
     result = stepping_task.apply_async(kwargs={'user_id': task_user.pk, 'steps': 100, 'delay': delay,

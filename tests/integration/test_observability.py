@@ -1,5 +1,5 @@
 """
-Observability against real parts (issue 5): a real Prometheus, a real prefork worker, real spans.
+Observability against real parts: a real Prometheus, a real prefork worker, real spans.
 
 One module-wide run (the ``observed`` fixture) starts
 
@@ -95,7 +95,7 @@ ACTIVE_PANELS = (
 SUCCEEDING, FAILING, RETRIED, RETRIED_OUT = 6, 2, 2, 1
 
 
-class Response:  # pylint: disable=too-few-public-methods
+class Response:
     """What ``http_get`` read: status code and body."""
 
     def __init__(self, status_code, content):
@@ -145,8 +145,8 @@ class Prometheus:
         self._log = None
 
     def start(self):
-        self._log = open(self.log_path, 'ab')  # pylint: disable=consider-using-with
-        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+        self._log = open(self.log_path, 'ab')
+        self.process = subprocess.Popen(
             [self.binary, f'--config.file={self.config}', f'--storage.tsdb.path={self.directory}/data',
              f'--web.listen-address=127.0.0.1:{self.port}', '--log.level=warn'],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -268,7 +268,7 @@ def _api_calls(observed, live_server, user, password):
 
 
 @pytest.fixture(scope='module')
-def observed(integration_services, django_db_setup, django_db_blocker, live_server,  # pylint: disable=unused-argument
+def observed(integration_services, django_db_setup, django_db_blocker, live_server,
              tmp_path_factory):
     """Prometheus scraping the live server and a real worker while it runs every kind of task."""
     binary = _prometheus_binary()
@@ -284,7 +284,7 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
 
     saved_queue = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = QUEUE
-    ut_prometheus._routes.clear()  # pylint: disable=protected-access  # routes cached before the queue switch
+    ut_prometheus._routes.clear()  # routes cached before the queue switch
     ut_settings.USER_TASKS_METRICS_TOKEN = TOKEN
     hosts = override_settings(ALLOWED_HOSTS=['localhost', '127.0.0.1'])  # the live server's, for the scrapes
     hosts.enable()
@@ -333,13 +333,13 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
         result.prometheus.stop()
         result.worker.stop()
         celery_app.conf.task_default_queue = saved_queue
-        ut_prometheus._routes.clear()  # pylint: disable=protected-access
+        ut_prometheus._routes.clear()
         del ut_settings.USER_TASKS_METRICS_TOKEN
         hosts.disable()
         try:
             with celery_app.connection_for_write() as connection:
                 celery_app.amqp.queues[QUEUE](connection.default_channel).delete()
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             print(f'could not delete the queue {QUEUE}: {exc!r}')
 
 

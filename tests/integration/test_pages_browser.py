@@ -45,7 +45,7 @@ def browser():
     if not os.access(CHROMIUM, os.X_OK):
         _unavailable(f'no Chromium at {CHROMIUM} (apt-get install chromium)')
     try:
-        from playwright.sync_api import sync_playwright  # pylint: disable=import-outside-toplevel
+        from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable('the playwright package is not installed (pip install -e .[test])')
     # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make
@@ -68,7 +68,7 @@ def browser():
 
 
 @pytest.fixture
-def site(live_server, settings, worker):  # pylint: disable=unused-argument
+def site(live_server, settings, worker):
     """The live server's base URL, serving the pages (``tests.urls_with_pages``) with the owner-or-superuser rules."""
     add_rules()
     settings.ROOT_URLCONF = 'tests.urls_with_pages'
@@ -76,7 +76,7 @@ def site(live_server, settings, worker):  # pylint: disable=unused-argument
 
 
 @pytest.fixture
-def owner(site):  # pylint: disable=unused-argument
+def owner(site):
     return get_user_model().objects.create_user(f'owner-{uuid4().hex[:8]}', password='pw')
 
 

@@ -1,5 +1,5 @@
 """
-Bad input on the real database (issue 12): a NUL byte in a filter is a 400 (REST API,
+Bad input on the real database: a NUL byte in a filter is a 400 (REST API,
 pages) or the admin's invalid-filter redirect, never PostgreSQL's 500.
 
 The requests go through Django's full request handling (test client) against the
@@ -21,7 +21,7 @@ NUL_QUERIES = ['scope=all&state=%00', 'scope=all&task_class=a%00b', 'scope=all&u
 
 
 @pytest.fixture
-def root(integration_services):  # pylint: disable=unused-argument
+def root(integration_services):
     add_rules()
     user = get_user_model().objects.create_superuser('nul-root', 'nul@example.com', 'pw')
     UserTaskStatus.objects.create(user=user, task_id='nul-1', task_class='tests.tasks.sample_task',
@@ -29,7 +29,7 @@ def root(integration_services):  # pylint: disable=unused-argument
     return user
 
 
-def test_the_database_itself_refuses_nul(root):  # pylint: disable=unused-argument
+def test_the_database_itself_refuses_nul(root):
     if connection.vendor != 'postgresql':
         pytest.skip('only PostgreSQL refuses a NUL in a text comparison')
     with pytest.raises(ValueError, match='NUL'):  # psycopg refuses it before the server sees it

@@ -28,7 +28,7 @@ POLL = 0.1
 
 
 @pytest.fixture
-def task_user(worker):  # pylint: disable=unused-argument
+def task_user(worker):
     """A fresh user per test: the rows of a test are that user's rows."""
     return get_user_model().objects.create(username=f'integration-{uuid4().hex[:12]}')
 
@@ -87,7 +87,7 @@ def assert_stopped_once(worker, rows, timeout=15):
     assert dict(logged) == expected
 
 
-def test_single_task(message_protocol, worker, task_user):  # pylint: disable=unused-argument
+def test_single_task(message_protocol, worker, task_user):
     result = sample_task.delay(task_user.id, label='single', steps=3)
 
     rows = wait_until_ended(task_user, 1)
@@ -103,7 +103,7 @@ def test_single_task(message_protocol, worker, task_user):  # pylint: disable=un
     assert_stopped_once(worker, rows)
 
 
-def test_retrying_task_counts_attempts_then_succeeds(message_protocol, worker, task_user):  # pylint: disable=unused-argument
+def test_retrying_task_counts_attempts_then_succeeds(message_protocol, worker, task_user):
     retrying_task.delay(task_user.id, succeed_on=3)
 
     rows = wait_until_ended(task_user, 1)
@@ -114,7 +114,7 @@ def test_retrying_task_counts_attempts_then_succeeds(message_protocol, worker, t
     assert_stopped_once(worker, rows)
 
 
-def test_failing_task_ends_failed_with_error_artifact(message_protocol, worker, task_user):  # pylint: disable=unused-argument
+def test_failing_task_ends_failed_with_error_artifact(message_protocol, worker, task_user):
     failing_task.delay(task_user.id, message='the export broke: disk full')
 
     rows = wait_until_ended(task_user, 1)
@@ -128,7 +128,7 @@ def test_failing_task_ends_failed_with_error_artifact(message_protocol, worker, 
     assert_stopped_once(worker, rows)
 
 
-def test_group_of_twenty(message_protocol, worker, task_user):  # pylint: disable=unused-argument
+def test_group_of_twenty(message_protocol, worker, task_user):
     members = [sample_task.s(task_user.id, label=f'g{i}', steps=2) for i in range(20)]
     members[7] = sample_task.s(task_user.id, label='g7', steps=2, user_task_name='Twenty at once')
     result = group(members).apply_async()
@@ -146,7 +146,7 @@ def test_group_of_twenty(message_protocol, worker, task_user):  # pylint: disabl
     assert_stopped_once(worker, rows)
 
 
-def test_chain(message_protocol, worker, task_user):  # pylint: disable=unused-argument
+def test_chain(message_protocol, worker, task_user):
     result = chain(
         sample_task.s(task_user.id, label='first', steps=2),
         sample_task.si(task_user.id, label='second', steps=3, user_task_name='Two steps'),
@@ -166,7 +166,7 @@ def test_chain(message_protocol, worker, task_user):  # pylint: disable=unused-a
     assert_stopped_once(worker, rows)
 
 
-def test_chord(message_protocol, worker, task_user):  # pylint: disable=unused-argument
+def test_chord(message_protocol, worker, task_user):
     header = [sample_task.s(task_user.id, label=f'h{i}', steps=1) for i in range(3)]
     body = sample_task.si(task_user.id, label='body', steps=2, user_task_name='Gather')
     result = chord(header)(body)
@@ -188,7 +188,7 @@ def test_chord(message_protocol, worker, task_user):  # pylint: disable=unused-a
     assert_stopped_once(worker, rows)
 
 
-def test_cancel_waiting_and_running_tasks(message_protocol, worker, task_user, tmp_path):  # pylint: disable=unused-argument
+def test_cancel_waiting_and_running_tasks(message_protocol, worker, task_user, tmp_path):
     """A delayed task canceled before it runs never runs; a running one stops at its next step."""
     marker = str(tmp_path / 'marker.txt')
     waiting = marker_task.apply_async(kwargs={'user_id': task_user.pk, 'marker': marker}, countdown=2)

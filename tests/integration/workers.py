@@ -91,15 +91,15 @@ class FaultWorker:
 
     def start(self):
         if not os.path.exists(self.stopped_log):
-            open(self.stopped_log, 'w', encoding='utf-8').close()  # pylint: disable=consider-using-with
-        self._log = open(self.log_path, 'ab')  # pylint: disable=consider-using-with
+            open(self.stopped_log, 'w', encoding='utf-8').close()
+        self._log = open(self.log_path, 'ab')
         command = [
             sys.executable, '-m', 'celery', '-A', 'tests.celery', 'worker',
             '--pool=prefork', f'--concurrency={self.concurrency}', '--loglevel=info',
             '-Q', self.queue, '-n', self.name, '--without-gossip', '--without-mingle',
             '--prefetch-multiplier=1', '--include', 'tests.integration.stopped_log',
         ]
-        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+        self.process = subprocess.Popen(
             command, cwd=REPO, env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         return self
@@ -159,7 +159,7 @@ class PrivateRedis:
         self.process = None
 
     def start(self):
-        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
+        self.process = subprocess.Popen(
             ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
              '--dir', self.directory],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -186,7 +186,7 @@ class PrivateRedis:
 
 def wait_for(description, predicate, timeout, poll=0.05):
     """Poll ``predicate`` until it returns a true value; bounded in time and in count."""
-    import pytest  # pylint: disable=import-outside-toplevel
+    import pytest
     deadline = time.monotonic() + timeout
     value = None
     for _ in range(int(timeout / poll) + 2):

@@ -5,7 +5,7 @@ from django.db.backends.signals import connection_created
 from edx_django_utils.plugins import connect_plugin_receivers
 
 
-def _sqlite_wal(sender, connection, **kwargs):  # pylint: disable=unused-argument
+def _sqlite_wal(sender, connection, **kwargs):
     """The worker and the test processes share one SQLite file: let readers and a writer overlap."""
     if connection.vendor == 'sqlite':
         with connection.cursor() as cursor:

@@ -35,11 +35,12 @@ def wait_for_state(name, states, min_steps=0):
 def main():
     django.setup()
     from django.contrib.auth import get_user_model
-    # Created after the example's own app, so the host's app is current, as in Studio.
-    from tests.openedx_host.celery import app  # noqa: F401  pylint: disable=unused-import
     from django.test import Client
 
     from example.studio_export import GATE_ENV, export_name
+
+    # Created after the example's own app, so the host's app is current, as in Studio.
+    from tests.openedx_host.celery import app  # noqa: F401
 
     gate = os.environ[GATE_ENV]
     author = get_user_model().objects.create_user('author', 'author@example.com', 'secret')

@@ -15,8 +15,17 @@ from types import SimpleNamespace
 import pytest
 
 from .conftest import (
-    REPO, SCRIPTS, UPSTREAM, applied_migrations, django_env, drop_database, recreate_database, run,
-    schema_diff, schema_snapshot, write_settings,
+    REPO,
+    SCRIPTS,
+    UPSTREAM,
+    applied_migrations,
+    django_env,
+    drop_database,
+    recreate_database,
+    run,
+    schema_diff,
+    schema_snapshot,
+    write_settings,
 )
 
 pytestmark = pytest.mark.timeout(1800)

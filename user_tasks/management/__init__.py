@@ -1,0 +1,1 @@
+"""Management commands of user_tasks (layer: adapters; they call the operations)."""

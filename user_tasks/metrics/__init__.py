@@ -1,16 +1,26 @@
 """
 Observability of user tasks: Prometheus metrics and OpenTelemetry spans.
 
-Both listen to the lifecycle events (``user_tasks.lifecycle.event``) that the model's
-transitions send after commit, plus a few Celery signals for what only the worker
-knows (its clock, the queue a message came from, the exception a body raised).
-``connect()`` is called from ``UserTasksConfig.ready()``; ``disconnect()`` turns all
-of it off (the lifecycle then takes its no-listener fast path).  Telemetry never
-breaks a task or a request: an exception inside it is logged at debug level and
-counted in ``user_tasks_telemetry_errors_total``.
+Both hang off the lifecycle hub (``user_tasks.lifecycle``): metrics and span events
+listen to its ``event`` and ``purged`` signals, which the model's transitions send
+after commit, and the three spans (submit, execute, cancel) are wrappers registered
+with ``lifecycle.register_around``.  A few Celery signals supply what only the worker
+knows (its clock, the queue a message came from, the trace context of a publish).
+
+``connect()`` is called from ``UserTasksConfig.ready()`` (the wiring layer);
+``disconnect()`` turns all of it off (the lifecycle then takes its no-listener fast
+path).  Telemetry never breaks a task or a request: an exception inside it is logged
+at debug level and counted in ``user_tasks_telemetry_errors_total``.
+
+Layer: adapters.  This package imports the hub and the leaves, never the domain or the
+Celery layer, and nothing in the core imports it (import-linter checks both).
 """
 from celery.signals import (
-    before_task_publish, task_failure, task_postrun, task_prerun, worker_init, worker_process_init,
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
     worker_process_shutdown,
 )
 
@@ -23,7 +33,6 @@ _CELERY = (
     (task_prerun, prometheus.on_prerun, 'user_tasks.metrics.prerun'),
     (task_postrun, prometheus.on_postrun, 'user_tasks.metrics.postrun'),
     (task_postrun, tracing.end_execute, 'user_tasks.tracing.postrun'),
-    (task_failure, prometheus.on_failure, 'user_tasks.metrics.failure'),
     (worker_init, worker.on_worker_init, 'user_tasks.metrics.worker_init'),
     (worker_process_init, worker.on_worker_process_init, 'user_tasks.metrics.process_init'),
     (worker_process_shutdown, worker.on_worker_process_shutdown, 'user_tasks.metrics.process_shutdown'),
@@ -40,41 +49,37 @@ _LIFECYCLE = (
     (lifecycle.event, on_event, 'user_tasks.metrics.lifecycle'),
     (lifecycle.purged, prometheus.on_purged, 'user_tasks.metrics.purged'),
 )
-_state = {'connected': False}
+_AROUND = (
+    (lifecycle.SUBMIT, tracing.around_submit),
+    (lifecycle.EXECUTE, tracing.around_execute),
+    (lifecycle.CANCEL, tracing.around_cancel),
+)
 
 
 def connect():
     """
-    Start recording metrics and spans (idempotent).
+    Start recording metrics and spans (idempotent; the order against other receivers does not matter).
 
-    Connect before the state receivers of ``user_tasks.signals``: the publish and
-    failure hooks here note the queue and the exception that those receivers'
-    transitions then announce.
+    Example::
+
+        class MyAppConfig(AppConfig):
+            def ready(self):
+                user_tasks.metrics.connect()
     """
-    tracing.ENABLED = True
     for signal, receiver, uid in _CELERY:
         signal.connect(receiver, dispatch_uid=uid, weak=False)
     for signal, receiver, uid in _LIFECYCLE:
         signal.connect(receiver, dispatch_uid=uid, weak=False)
+    for kind, wrapper in _AROUND:
+        lifecycle.register_around(kind, wrapper)
     prometheus.initialise()
-    _state['connected'] = True
 
 
 def disconnect():
-    """Stop recording metrics and spans."""
-    tracing.ENABLED = False
+    """Stop recording metrics and spans: no receiver, no wrapper is left on the hub or Celery."""
     for signal, receiver, uid in _CELERY:
         signal.disconnect(receiver, dispatch_uid=uid)
     for signal, _, uid in _LIFECYCLE:
         signal.disconnect(dispatch_uid=uid)
-    _state['connected'] = False
-
-
-def connected():
-    """Whether metrics and spans are being recorded."""
-    return _state['connected']
-
-
-def executing(task):
-    """The context a task body runs in (``UserTaskMixin.__call__``): its span, and its exception noted."""
-    return tracing.executing(task, metrics=_state['connected'])
+    for kind, wrapper in _AROUND:
+        lifecycle.unregister_around(kind, wrapper)

@@ -4,6 +4,8 @@ Metrics of the status REST API: requests and latency by operation and status cla
 ``instrument_urls`` wraps the views of the router's URL patterns, so every way of
 reaching them (Studio's mount, the plugin's, a host's own) is counted the same, and
 the views themselves stay free of telemetry.  ``operation`` is a small fixed set.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports ``metrics.prometheus``.
 """
 import functools
 import time
@@ -48,9 +50,10 @@ def _instrumented(view, name):
 def instrument_urls(patterns):
     """The URL patterns with their views counted in ``user_tasks_api_requests_total``."""
     result = []
-    for pattern in patterns:
-        if isinstance(pattern, URLPattern) and pattern.name in _OPERATIONS:
-            pattern = URLPattern(pattern.pattern, _instrumented(pattern.callback, pattern.name),
-                                 pattern.default_args, pattern.name)
+    for original in patterns:
+        pattern = original
+        if isinstance(original, URLPattern) and original.name in _OPERATIONS:
+            pattern = URLPattern(original.pattern, _instrumented(original.callback, original.name),
+                                 original.default_args, original.name)
         result.append(pattern)
     return result

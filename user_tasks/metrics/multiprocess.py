@@ -9,15 +9,15 @@ recycled child, for ever.  Here a dead process's counters, histograms and summar
 are *merged* into one ``<type>_archive.db`` per type (sums, so totals survive), then
 its files are deleted; its ``live*`` gauges are simply deleted (the library's
 ``mark_process_dead``).  The directory then holds at most one file per type and live
-process, plus one archive per type (docs/decisions/0009-metrics-files-bounded.rst).
+process, plus one archive per type (docs/decisions/0005-metrics-files-bounded.rst).
 
 Merging and reading take an ``fcntl`` lock on ``.user_tasks.lock`` in the directory
 (exclusive to merge, shared to read), so a scrape through this module never sees a
 value both in the archive and in the dead process's file.
+
+Layer: adapters (inside ``user_tasks.metrics``).  Imports ``metrics.prometheus``.
 """
 import fcntl
-import glob
-import json
 import logging
 import os
 from contextlib import contextmanager
@@ -135,7 +135,7 @@ def sweep(path=None):
         return 0
     try:
         return retire(dead_pids(path), path)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a scrape or a worker
         telemetry_error('merge')
         return 0
 
@@ -144,7 +144,7 @@ def mark_process_dead(pid, path=None):
     """For process managers' exit hooks (gunicorn ``child_exit``): retire ``pid``'s files."""
     try:
         return retire([pid], path)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a scrape or a worker
         telemetry_error('merge')
         return 0
 
@@ -171,13 +171,3 @@ def registry():
     collecting.register(_LockedCollector(path))
     return collecting
 
-
-def key_labels(key):
-    """The (metric, sample name, labels) of a raw file key (for tests and debugging)."""
-    metric, name, labels, _ = json.loads(key)
-    return metric, name, labels
-
-
-def files(path=None):
-    """The ``.db`` files in the directory, sorted."""
-    return sorted(os.path.basename(f) for f in glob.glob(os.path.join(path or directory(), '*.db')))

@@ -10,16 +10,19 @@ task.  Labels are bounded: ``task`` is a registered task name, ``queue`` a routi
 A user, task id, status uuid or course is never a label.
 
 Container rows (chains, groups, chords) are not counted: they do not run.
+
+Layer: adapters.  Imports the hub (``lifecycle``) and the leaves only; the core never
+imports this package (``user_tasks.metrics.connect()`` registers it on the hub).
 """
 import logging
 import time
 
-from celery import current_task
+from celery import current_app, current_task
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from prometheus_client import Counter, Gauge, Histogram
 
-from user_tasks import __version__, lifecycle
+from user_tasks import __version__, lifecycle, utils
 from user_tasks.recent import Recent
 
 LOG = logging.getLogger(__name__)
@@ -69,7 +72,6 @@ BUILD_INFO = Gauge('user_tasks_build_info', 'Always 1; the user_tasks version as
 
 _queues = Recent(5000)     # task id -> queue, noted at publish and at prerun in this process
 _running = Recent(5000)    # task id -> (monotonic start, _Series) while an attempt runs here
-_errors = Recent(5000)     # task id -> error_type of the exception that ended its body here
 _error_types = set()
 _series = {}            # (task, queue) -> _Series: the label sets already exported (at zero first)
 _routes = {}
@@ -80,7 +82,7 @@ def telemetry_error(stage):
     LOG.debug('user_tasks telemetry failed in %s', stage, exc_info=True)
     try:
         TELEMETRY_ERRORS.labels(stage).inc()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  counting the failure must not fail in turn
         pass
 
 
@@ -99,13 +101,12 @@ def initialise():
 
 def initialise_tasks(app):
     """Export every registered user task on its routed queue at zero (workers at start, web when scraped)."""
-    from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
     for name, task in list(app.tasks.items()):
-        if isinstance(task, UserTaskMixin):
+        if utils.is_user_task(task):
             _ensure(name, routed_queue(name, app))
 
 
-class _Series:  # pylint: disable=too-few-public-methods
+class _Series:
     """The children of one (task, queue) label set, resolved once (``labels()`` is not free)."""
 
     __slots__ = ('submitted', 'started', 'retries', 'steps', 'queue_wait', 'in_progress', 'duration')
@@ -133,9 +134,13 @@ def _ensure(task, queue):
 
 
 def error_type(exc):
-    """The bounded ``error_type`` label of an exception: its class, or ``_other`` past the cap."""
-    cls = type(exc)
-    name = cls.__qualname__ if cls.__module__ == 'builtins' else f'{cls.__module__}.{cls.__qualname__}'
+    """
+    The bounded ``error_type`` label of an exception: its class, or ``_other`` past the cap.
+
+    The class is spelled as ``user_tasks.utils.error_type`` spells it, without the
+    ``builtins.`` prefix (``ValueError``, ``billiard.exceptions.WorkerLostError``).
+    """
+    name = utils.error_type(exc).removeprefix('builtins.')
     if name in _error_types:
         return name
     if len(_error_types) >= MAX_ERROR_TYPES:
@@ -144,21 +149,16 @@ def error_type(exc):
     return name
 
 
-def note_error(task_id, exc):
-    """Remember which exception ended a task body here, for its ``stopped`` event."""
-    _errors[task_id] = error_type(exc)
-
-
 def routed_queue(task_name, app=None):
     """The routing key Celery's router gives ``task_name`` with no explicit options (cached)."""
     queue = _routes.get(task_name)
     if queue is None:
         try:
             if app is None:
-                from celery import current_app as app  # pylint: disable=import-outside-toplevel
+                app = current_app
             route = app.amqp.router.route({}, task_name)['queue']
             queue = getattr(route, 'routing_key', None) or getattr(route, 'name', None) or str(route)
-        except Exception:  # pylint: disable=broad-except
+        except Exception:  # noqa: BLE001  a router that fails leaves the label unknown
             queue = UNKNOWN_QUEUE
         _routes[task_name] = queue
     return queue
@@ -185,24 +185,24 @@ def queue_of(status):
 # -- lifecycle receiver -----------------------------------------------------------------
 
 
-def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unused-argument
+def on_event(sender, status=None, kind=None, **details):
     """Update the metrics for one lifecycle event; never raises."""
     if status is None or status.is_container:
         return
     try:
         handler = _HANDLERS.get(kind)
         if handler is not None:
-            queue = queue_of(status)
+            queue = details.get('queue') or queue_of(status)
             handler(status, _ensure(status.task_class, queue), queue, details)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('metrics')
 
 
-def _submitted(status, series, queue, details):  # pylint: disable=unused-argument
+def _submitted(status, series, queue, details):
     series.submitted.inc()
 
 
-def _started(status, series, queue, details):  # pylint: disable=unused-argument
+def _started(status, series, queue, details):
     series.started.inc()
     if details.get('previous_state', 'Pending') != 'Pending' or status.attempts != 1 or status.created is None:
         return  # queue wait is measured once, from publish to the first start
@@ -215,21 +215,23 @@ def _started(status, series, queue, details):  # pylint: disable=unused-argument
     series.queue_wait.observe(max(0.0, (timezone.now() - since).total_seconds()))
 
 
-def _progress(status, series, queue, details):  # pylint: disable=unused-argument
+def _progress(status, series, queue, details):
     series.steps.inc(details.get('steps', 1))
 
 
-def _retried(status, series, queue, details):  # pylint: disable=unused-argument
+def _retried(status, series, queue, details):
     series.retries.inc()
 
 
-def _stopped(status, series, queue, details):  # pylint: disable=unused-argument
+def _stopped(status, series, queue, details):
     outcome = OUTCOMES.get(status.state)
     if outcome is None:
         return
     COMPLETED.labels(status.task_class, queue, outcome).inc()  # once per task: looked up each time
     if outcome == 'failed':
-        FAILURES.labels(status.task_class, queue, _errors.pop(status.task_id, UNKNOWN_ERROR)).inc()
+        exception = details.get('exception')
+        label = UNKNOWN_ERROR if exception is None else error_type(exception)
+        FAILURES.labels(status.task_class, queue, label).inc()
     running = _running.get(status.task_id)
     if running is not None:
         seconds = time.monotonic() - running[0]
@@ -240,7 +242,7 @@ def _stopped(status, series, queue, details):  # pylint: disable=unused-argument
     series.duration[outcome].observe(max(0.0, seconds))
 
 
-def _recovered(status, series, queue, details):  # pylint: disable=unused-argument
+def _recovered(status, series, queue, details):
     RECOVERED.labels(status.task_class, details.get('reason', 'stale')).inc()
 
 
@@ -254,71 +256,51 @@ _HANDLERS = {
 }
 
 
-def on_purged(sender, counts=None, **kwargs):  # pylint: disable=unused-argument
+def on_purged(sender, counts=None, **kwargs):
     """Count what a purge deleted."""
     try:
         for kind in PURGE_KINDS:
             if (counts or {}).get(kind):
                 PURGED.labels(kind).inc(counts[kind])
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('metrics')
 
 
 # -- Celery hooks (worker-side clock, publish queue) ------------------------------------
 
 
-_mixin = []
-
-
-def _user_task(task):
-    if not _mixin:
-        from user_tasks.tasks import UserTaskMixin  # pylint: disable=import-outside-toplevel
-        _mixin.append(UserTaskMixin)
-    return isinstance(task, _mixin[0])
-
-
-def on_publish(sender=None, headers=None, routing_key=None, body=None, **kwargs):  # pylint: disable=unused-argument
+def on_publish(sender=None, headers=None, routing_key=None, body=None, **kwargs):
     """Note the routing key of a message about to be published (``before_task_publish``)."""
     try:
         task_id = (headers or {}).get('id') or (body.get('id') if isinstance(body, dict) else None)
         if task_id and routing_key:
             _queues[task_id] = routing_key
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('publish')
 
 
-def on_prerun(sender=None, task_id=None, task=None, **kwargs):  # pylint: disable=unused-argument
+def on_prerun(sender=None, task_id=None, task=None, **kwargs):
     """Start the attempt's clock and count it in progress (``task_prerun``)."""
     try:
         task = task or sender
-        if not _user_task(task):
+        if not utils.is_user_task(task):
             return
         queue = _delivery_queue(task.request) or routed_queue(task.name)
         _queues[task_id] = queue
         series = _ensure(task.name, queue)
         _running[task_id] = (time.monotonic(), series)
         series.in_progress.inc()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('metrics')
 
 
-def on_postrun(sender=None, task_id=None, **kwargs):  # pylint: disable=unused-argument
+def on_postrun(sender=None, task_id=None, **kwargs):
     """Stop counting the attempt in progress (``task_postrun``)."""
     try:
         running = _running.pop(task_id, None)
         if running is not None:
             running[1].in_progress.dec()
-        _errors.pop(task_id, None)
-    except Exception:  # pylint: disable=broad-except
-        telemetry_error('metrics')
-
-
-def on_failure(sender=None, task_id=None, exception=None, **kwargs):  # pylint: disable=unused-argument
-    """Remember the exception of a failure reported without a running body (``task_failure``)."""
-    try:
-        if task_id and exception is not None and task_id not in _errors and _user_task(sender):
-            note_error(task_id, exception)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('metrics')
 
 
@@ -331,5 +313,5 @@ def observe_api(operation, status_code, seconds):
         code_class = f'{int(status_code) // 100}xx'
         API_REQUESTS.labels(operation, code_class).inc()
         API_DURATION.labels(operation, code_class).observe(seconds)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('api')

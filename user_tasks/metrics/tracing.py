@@ -1,36 +1,36 @@
 """
 OpenTelemetry spans of user tasks, through ``opentelemetry-api`` only.
 
-- ``user_tasks.submit``: around writing the rows of a publish.
-- ``user_tasks.execute``: around the task body (``UserTaskMixin.__call__``).  Its parent
+- ``user_tasks.submit``: around writing the rows of a publish (``lifecycle.SUBMIT``).
+- ``user_tasks.execute``: around the task body (``lifecycle.EXECUTE``).  Its parent
   is the context the publisher put in the message headers (``traceparent``), or, when
   Celery's own instrumentation already runs a span, that span, with a link to the
   publisher.  It stays open until ``task_postrun`` so the lifecycle events of the
   attempt (progress, retry, the final state) land on it.
-- ``user_tasks.cancel``: around ``UserTaskStatus.cancel()``.
+- ``user_tasks.cancel``: around ``UserTaskStatus.cancel()`` (``lifecycle.CANCEL``).
 
 Status is ERROR only when the task finally fails; a retried attempt and a canceled
-task stay UNSET.  The host configures the SDK and exporters; without one, all of this
-is the API's no-op.  Key attributes also go to edx-django-utils' custom attributes.
-"""
-import functools
-import time
-from contextlib import contextmanager
+task stay UNSET.  The exception of a failure or a retry comes with its lifecycle event.
+The host configures the SDK and exporters; without one, all of this is the API's
+no-op.  Key attributes also go to edx-django-utils' custom attributes.
 
+Layer: adapters.  Imports the hub and the leaves; ``user_tasks.metrics.connect()``
+registers the three wrappers with ``lifecycle.register_around``.
+"""
+import time
+
+from celery import current_app
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from user_tasks import __version__, lifecycle
-from user_tasks.metrics.prometheus import note_error, telemetry_error
+from user_tasks import __version__, lifecycle, utils
+from user_tasks.metrics.prometheus import telemetry_error
 from user_tasks.recent import Recent
 
 TRACER_NAME = 'user_tasks'
 #: At most one progress event per span in this many seconds (the last step is always recorded).
 PROGRESS_INTERVAL = 5.0
 HEADERS = ('traceparent', 'tracestate', 'baggage')
-
-#: Set False to create no span at all (``user_tasks.metrics.disconnect`` does).
-ENABLED = True
 
 _open = Recent(1000)  # task id -> _Execution, between __call__ and task_postrun
 _tracer_cache = [None, None]
@@ -58,7 +58,7 @@ def tracer():
 def _tracer_or_none():
     try:
         return tracer()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('tracing')
         return None
 
@@ -69,7 +69,7 @@ _set_custom_attribute = []
 def _custom_attributes(attributes):
     if not _set_custom_attribute:
         try:
-            from edx_django_utils.monitoring import set_custom_attribute  # pylint: disable=import-outside-toplevel
+            from edx_django_utils.monitoring import set_custom_attribute  # noqa: PLC0415  optional, loaded once
         except ImportError:  # pragma: no cover
             set_custom_attribute = None
         _set_custom_attribute.append(set_custom_attribute)
@@ -99,33 +99,30 @@ def status_attributes(status):
 # -- submit -------------------------------------------------------------------------------
 
 
-def traced_submit(record):
-    """Decorate the function writing a publish's rows (``canvas._record(status, ...)``)."""
-    @functools.wraps(record)
-    def wrapper(status, *args, **kwargs):
-        current = _tracer_or_none() if ENABLED else None
-        if current is None:
-            return record(status, *args, **kwargs)
+def around_submit(status, proceed):
+    """Wrap the writing of a publish's rows (``lifecycle.SUBMIT``) in a ``user_tasks.submit`` span."""
+    current = _tracer_or_none()
+    if current is None:
+        return proceed()
+    try:
+        attributes = {'user_tasks.task.name': status.task_class, 'messaging.message.id': status.task_id}
+        span = current.start_span('user_tasks.submit', kind=SpanKind.INTERNAL, attributes=attributes)
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
+        telemetry_error('tracing')
+        return proceed()
+    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+        result = proceed()
         try:
-            attributes = {'user_tasks.task.name': status.task_class, 'messaging.message.id': status.task_id}
-            span = current.start_span('user_tasks.submit', kind=SpanKind.INTERNAL, attributes=attributes)
-        except Exception:  # pylint: disable=broad-except
+            described = status_attributes(status)
+            span.set_attributes(described)
+            _custom_attributes({'user_tasks.task.name': status.task_class,
+                                'user_tasks.status.id': described['user_tasks.status.id']})
+        except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
             telemetry_error('tracing')
-            return record(status, *args, **kwargs)
-        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
-            result = record(status, *args, **kwargs)
-            try:
-                described = status_attributes(status)
-                span.set_attributes(described)
-                _custom_attributes({'user_tasks.task.name': status.task_class,
-                                    'user_tasks.status.id': described['user_tasks.status.id']})
-            except Exception:  # pylint: disable=broad-except
-                telemetry_error('tracing')
-            return result
-    return wrapper
+        return result
 
 
-def inject_headers(sender=None, headers=None, body=None, **kwargs):  # pylint: disable=unused-argument
+def inject_headers(sender=None, headers=None, body=None, **kwargs):
     """
     Put the publishing context in a user task's message headers (``before_task_publish``).
 
@@ -137,20 +134,18 @@ def inject_headers(sender=None, headers=None, body=None, **kwargs):  # pylint: d
     leaked span per publish).  So the id goes into the headers with the context.  The
     worker reads protocol-1 headers as ``request.headers``; the body is never touched.
     """
-    if not ENABLED or headers is None or 'traceparent' in headers:
+    if headers is None or 'traceparent' in headers:
         return  # Celery's instrumentation may have put its publish span there already
     try:
         if tracer() is None:
             return  # no SDK: no span context worth carrying
-        from user_tasks.metrics.prometheus import _user_task  # pylint: disable=import-outside-toplevel
-        from celery import current_app  # pylint: disable=import-outside-toplevel
-        if not _user_task(current_app.tasks.get(sender)):
+        if not utils.is_user_task(current_app.tasks.get(sender)):
             return
         protocol_1 = not headers and isinstance(body, dict)
         propagate.inject(headers)
         if protocol_1 and headers and body.get('id'):
             headers.setdefault('id', body['id'])
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('publish')
 
 
@@ -160,12 +155,11 @@ def inject_headers(sender=None, headers=None, body=None, **kwargs):  # pylint: d
 class _Execution:
     """The open ``user_tasks.execute`` span of one attempt, and what it has seen."""
 
-    __slots__ = ('span', 'exception', 'last_progress', 'attributes')
+    __slots__ = ('span', 'last_progress', 'attributes')
 
     def __init__(self, span, attributes):
         self.span = span
         self.attributes = attributes  # what the span already carries: set again only what changed
-        self.exception = None
         # The first progress event comes PROGRESS_INTERVAL after the start (the last step always).
         self.last_progress = time.monotonic()
 
@@ -209,33 +203,29 @@ def _start_execute(task, current):
     return span, attributes
 
 
-@contextmanager
-def executing(task, metrics=True):
-    """Run a task body inside its ``user_tasks.execute`` span; note the exception that ends it."""
+def around_execute(task, proceed):
+    """
+    Run a task body (``lifecycle.EXECUTE``) inside its ``user_tasks.execute`` span.
+
+    The span stays open after the body, until ``task_postrun`` (``end_execute``), so the
+    events of the attempt's end land on it.
+    """
     request = task.request
     task_id = getattr(request, 'id', None)
+    current = _tracer_or_none() if task_id else None
+    if current is None:
+        return proceed()
     execution = token = None
-    current = _tracer_or_none() if ENABLED and task_id else None
-    if current is not None:
-        try:
-            execution = _Execution(*_start_execute(task, current))
-            token = context.attach(trace.set_span_in_context(execution.span))
-            _open[task_id] = execution
-            _custom_attributes({'user_tasks.task.name': task.name, 'messaging.message.id': task_id,
-                                'user_tasks.attempt': (request.retries or 0) + 1})
-        except Exception:  # pylint: disable=broad-except
-            telemetry_error('tracing')
     try:
-        yield
-    except BaseException as exc:
-        if metrics and task_id:
-            try:
-                note_error(task_id, exc)
-            except Exception:  # pylint: disable=broad-except
-                telemetry_error('metrics')
-        if execution is not None:
-            execution.exception = exc
-        raise
+        execution = _Execution(*_start_execute(task, current))
+        token = context.attach(trace.set_span_in_context(execution.span))
+        _open[task_id] = execution
+        _custom_attributes({'user_tasks.task.name': task.name, 'messaging.message.id': task_id,
+                            'user_tasks.attempt': (request.retries or 0) + 1})
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
+        telemetry_error('tracing')
+    try:
+        return proceed()
     finally:
         if token is not None:
             context.detach(token)
@@ -243,21 +233,21 @@ def executing(task, metrics=True):
             end_execute(task_id=task_id)  # no task_postrun will come
 
 
-def end_execute(sender=None, task_id=None, **kwargs):  # pylint: disable=unused-argument
+def end_execute(sender=None, task_id=None, **kwargs):
     """End the attempt's span (``task_postrun``)."""
     execution = _open.pop(task_id, None)
     if execution is None:
         return
     try:
         execution.span.end()
-    except Exception:  # pylint: disable=broad-except
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('tracing')
 
 
 # -- lifecycle receiver -------------------------------------------------------------------
 
 
-def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unused-argument
+def on_event(sender, status=None, kind=None, **details):
     """Put a lifecycle event on the open execute span of its task, if this process has one."""
     if status is None or not _open:
         return
@@ -276,18 +266,18 @@ def on_event(sender, status=None, kind=None, **details):  # pylint: disable=unus
                                                        'user_tasks.total_steps': status.total_steps})
         elif kind == lifecycle.RETRIED:
             attributes = {'user_tasks.attempt': status.attempts}
-            reason = getattr(execution.exception, 'exc', None) or execution.exception
+            reason = details.get('exception')
             if reason is not None:
-                attributes['error.type'] = type(reason).__qualname__
+                attributes['error.type'] = utils.error_type(reason)
             span.add_event('user_tasks.retry', attributes)
             execution.update({'user_tasks.state': status.state})
         elif kind == lifecycle.STOPPED:
-            _stopped(execution, status)
-    except Exception:  # pylint: disable=broad-except
+            _stopped(execution, status, details.get('exception'))
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('tracing')
 
 
-def _stopped(execution, status):
+def _stopped(execution, status, exc):
     span = execution.span
     attributes = status_attributes(status)
     attributes['user_tasks.state'] = status.state
@@ -296,10 +286,9 @@ def _stopped(execution, status):
         execution.update(attributes)
         span.add_event('user_tasks.canceled')
     elif status.state == status.FAILED:
-        exc = execution.exception
         if exc is not None:
             span.record_exception(exc)
-            attributes['error.type'] = f'{type(exc).__module__}.{type(exc).__qualname__}'
+            attributes['error.type'] = utils.error_type(exc)
         execution.update(attributes)
         span.set_status(Status(StatusCode.ERROR, str(exc) if exc is not None else 'Failed'))
     else:
@@ -309,23 +298,20 @@ def _stopped(execution, status):
 # -- cancel -------------------------------------------------------------------------------
 
 
-def traced_cancel(cancel):
-    """Decorate ``UserTaskStatus.cancel`` with a ``user_tasks.cancel`` span."""
-    @functools.wraps(cancel)
-    def wrapper(status, *args, **kwargs):
-        current = _tracer_or_none() if ENABLED else None
-        if current is None:
-            return cancel(status, *args, **kwargs)
-        try:
-            attributes = status_attributes(status)
-            attributes['user_tasks.status.previous_state'] = status.state
-            attributes['user_tasks.is_container'] = bool(status.is_container)
-            span = current.start_span('user_tasks.cancel', kind=SpanKind.INTERNAL, attributes=attributes)
-        except Exception:  # pylint: disable=broad-except
-            telemetry_error('tracing')
-            return cancel(status, *args, **kwargs)
-        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
-            changed = cancel(status, *args, **kwargs)
-            span.set_attributes({'user_tasks.state': status.state, 'user_tasks.cancel.changed': bool(changed)})
-            return changed
-    return wrapper
+def around_cancel(status, proceed):
+    """Wrap ``UserTaskStatus.cancel`` (``lifecycle.CANCEL``) in a ``user_tasks.cancel`` span."""
+    current = _tracer_or_none()
+    if current is None:
+        return proceed()
+    try:
+        attributes = status_attributes(status)
+        attributes['user_tasks.status.previous_state'] = status.state
+        attributes['user_tasks.is_container'] = bool(status.is_container)
+        span = current.start_span('user_tasks.cancel', kind=SpanKind.INTERNAL, attributes=attributes)
+    except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
+        telemetry_error('tracing')
+        return proceed()
+    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+        changed = proceed()
+        span.set_attributes({'user_tasks.state': status.state, 'user_tasks.cancel.changed': bool(changed)})
+        return changed

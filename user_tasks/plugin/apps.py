@@ -6,11 +6,16 @@ It carries no models.  ``plugin_app`` tells the host to mount the REST API
 (``user_tasks/``), and which settings functions to run per environment; ``ready()``
 registers the owner-or-superuser permission rules, because settings functions run
 before any app is loaded.
+
+Layer: wiring.  Imports ``user_tasks.rules``; may import anything below.
 """
 import logging
 
+import rules
 from django.apps import AppConfig
 from edx_django_utils.plugins import PluginSettings, PluginURLs
+
+from user_tasks.rules import PERMISSIONS, add_rules
 
 LOG = logging.getLogger(__name__)
 
@@ -50,10 +55,6 @@ def register_rules():
     edx-platform never calls ``user_tasks.rules.add_rules()``, so without this only
     superusers could read the REST API there.  Returns whether the rules were added.
     """
-    import rules  # pylint: disable=import-outside-toplevel
-
-    from user_tasks.rules import PERMISSIONS, add_rules  # pylint: disable=import-outside-toplevel
-
     present = [name for name in PERMISSIONS if rules.perm_exists(name)]
     if present:
         # add_rules() would replace the host's own predicates; leave them all alone.

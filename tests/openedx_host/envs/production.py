@@ -8,7 +8,7 @@ import os
 
 from edx_django_utils.plugins import add_plugins
 
-from .common import *  # noqa: F401,F403  pylint: disable=wildcard-import,unused-wildcard-import
+from .common import *  # noqa: F401,F403
 from .common import PROJECT_TYPE
 
 ENV_TOKENS = json.loads(os.environ.get('OPENEDX_HOST_ENV_TOKENS') or '{}')

@@ -10,10 +10,10 @@ import django
 
 django.setup()
 
+from dump import dump  # noqa: E402
+
 import user_tasks  # noqa: E402
 from user_tasks.models import UserTaskArtifact, UserTaskStatus  # noqa: E402
-
-from dump import dump  # noqa: E402
 
 BIG = 2 ** 31 - 1
 result = {'ours': {'file': user_tasks.__file__, 'version': user_tasks.__version__, 'django': django.get_version()}}

@@ -13,11 +13,10 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from dump import dump  # noqa: E402  (the shared dumper next to this script)
 
 import user_tasks  # noqa: E402
 from user_tasks.models import UserTaskArtifact, UserTaskStatus  # noqa: E402
-
-from dump import dump  # noqa: E402  (the shared dumper next to this script)
 
 User = get_user_model()
 user = User.objects.create_user('upgrader', 'upgrader@example.com', 'x')

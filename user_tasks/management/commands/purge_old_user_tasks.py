@@ -6,6 +6,8 @@ from user_tasks.retention import purge
 
 
 class Command(BaseCommand):
+    """See ``help``."""
+
     help = 'Delete finished user tasks (and their artifact files) older than their maximum age.'
 
     def handle(self, *args, **options):

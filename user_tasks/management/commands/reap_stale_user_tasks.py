@@ -6,6 +6,8 @@ from user_tasks.recovery import reap
 
 
 class Command(BaseCommand):
+    """See ``help``."""
+
     help = 'Fail user tasks whose worker died, and tasks whose message never arrived.'
 
     def handle(self, *args, **options):

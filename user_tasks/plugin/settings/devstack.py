@@ -7,5 +7,5 @@ periodic jobs by hand with ``manage.py cms purge_old_user_tasks`` and
 """
 
 
-def plugin_settings(settings):  # pylint: disable=unused-argument
+def plugin_settings(settings):
     """Nothing beyond the common settings."""

@@ -6,5 +6,5 @@ nothing that would reach outside the process, and the plugin adds nothing of tha
 """
 
 
-def plugin_settings(settings):  # pylint: disable=unused-argument
+def plugin_settings(settings):
     """Nothing beyond the common settings."""
