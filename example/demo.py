@@ -2,9 +2,10 @@
 
 Migrates the demo database, starts a ``celery worker`` (``filesystem://`` broker) and the
 Django dev server as child processes, creates the user ``demo`` with a fresh password, and
-starts four sample tasks: a Studio-style course export (a file artifact, visible stages), an
-export that fails, a chain of two tasks and a long job to cancel.  It prints the URLs of the
-pages, the REST API and the metrics, then follows the tasks until Ctrl-C.
+starts four sample tasks: a Studio-style course export (a file artifact, visible stages;
+published twice, as a double click does, it starts once), an export that fails, a chain
+of two tasks and a long job to cancel.  It prints the URLs of the pages, the REST API and
+the metrics, then follows the tasks until Ctrl-C.
 
 With ``DEMO_ONCE=1`` it runs the scenario to its end instead: it cancels the long job
 itself through the task page's Cancel form, checks every task over HTTP (pages, poll feed,
@@ -46,10 +47,11 @@ from django.db import connection  # noqa: E402
 from django.urls import NoReverseMatch, reverse  # noqa: E402
 
 from example.demo_tasks import chain_step, long_job  # noqa: E402
-from example.studio_export import export_olx  # noqa: E402
+from example.studio_export import export_name, export_olx  # noqa: E402
 from user_tasks.models import UserTaskStatus  # noqa: E402
 
 ONCE = os.environ.get('DEMO_ONCE', '') not in ('', '0')
+DEMO_COURSE = 'course-v1:DemoX+Export+2026'
 FINAL = set(UserTaskStatus.FINAL_STATES)
 
 
@@ -148,7 +150,12 @@ def stop(process):
 
 def start_tasks(user):
     """Publish the sample tasks; return {label: (task id, expected final state)}."""
-    export = export_olx.delay(user.id, 'course-v1:DemoX+Export+2026', 'en')
+    export = export_olx.delay(user.id, DEMO_COURSE, 'en')
+    # A double click on "Export": the export class has a concurrency key (the course), so the
+    # second publish sends nothing and returns the export already running (OEP-3).
+    again = export_olx.delay(user.id, DEMO_COURSE, 'en')
+    print(f'Double click on "Export": 2 publishes -> {len({export.id, again.id})} export '
+          f'({UserTaskStatus.objects.filter(user=user, name=export_name(DEMO_COURSE)).count()} row).', flush=True)
     failing = export_olx.delay(user.id, 'not-a-course-key', 'en')
     chain(chain_step.si(user.id, 'first', user_task_name='A chain of two steps'),
           chain_step.si(user.id, 'second')).delay()
@@ -278,6 +285,10 @@ def check_over_http(browser, tasks):
         if label == 'Chain' and len(snapshot['children']) != 2:
             problems.append(f'{label}: {len(snapshot["children"])} children, expected 2')
         lines.append(line)
+    exports = UserTaskStatus.objects.filter(name=export_name(DEMO_COURSE)).count()
+    lines.append(f'Double click: 2 publishes, {exports} export')
+    if exports != 1:
+        problems.append(f'double click: {exports} exports of {DEMO_COURSE}, expected 1')
     _, _, body = browser.get('/api/tasks/v0/tasks/', {'Accept': 'application/json'})
     api_rows = json.loads(body)
     lines.append(f'REST API: {len(api_rows)} task rows for the demo user')

@@ -36,7 +36,23 @@ DEMO_PAUSE = 0.3
 
 
 class CourseExportTask(UserTask):
-    """Base class for course export tasks, as Studio's."""
+    """
+    Base class for course export tasks, as Studio's, with the three OEP-3 hooks.
+
+    - one export per course at a time: a second click (or a reload) while an export of the
+      course is active gets that export back instead of starting another;
+    - at most three active exports per user (``TooManyActiveTasks`` past that: the view
+      answers 429);
+    - retryable: a failed or canceled export can be tried again with the same arguments.
+    """
+
+    max_active_per_user = 3
+    retryable = True
+
+    @classmethod
+    def concurrency_key(cls, arguments_dict):
+        """Identical exports are exports of the same course."""
+        return arguments_dict['course_key_string']
 
     @staticmethod
     def calculate_total_steps(arguments_dict):

@@ -10,6 +10,9 @@ The course export page (frontend-app-authoring) POSTs ``/export/<course>``, then
 - ``ExportError``: an object such as ``{"raw_error_msg": ...}`` (the ``Error`` artifact's
   text parsed as JSON; the raw text when it is not JSON).
 
+``POST /export/<course>`` answers 429 Too Many Requests when the user already has three
+active exports (``CourseExportTask.max_active_per_user``).
+
 The latest ``Export of <course>`` status is found by name, through the
 ``USER_TASKS_STATUS_FILTERS`` backends, as Studio does.
 """
@@ -24,6 +27,7 @@ from django.views.decorators.http import require_GET
 
 from example.studio_export import export_name, export_olx
 from user_tasks.conf import settings as user_tasks_settings
+from user_tasks.exceptions import TooManyActiveTasks
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 
 PREPARING, EXPORTING, COMPRESSING, SUCCESS = 0, 1, 2, 3
@@ -34,7 +38,11 @@ def export_handler(request, course_key_string):
     """POST starts an export of the course for the requesting user."""
     if request.method != 'POST':
         return HttpResponseNotAllowed(['POST'])
-    export_olx.delay(request.user.id, course_key_string, get_language())
+    try:
+        # A second POST while this course's export is active returns that export (nothing new starts).
+        export_olx.delay(request.user.id, course_key_string, get_language())
+    except TooManyActiveTasks as exc:
+        return JsonResponse({'ExportError': str(exc)}, status=429)
     return JsonResponse({'ExportStatus': EXPORTING})
 
 

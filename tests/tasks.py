@@ -170,8 +170,71 @@ def spawning_task(self, user_id, other_user_id, **kwargs):
     return sample_task.delay(other_user_id, label='spawned').id
 
 
+# -- OEP-3: identical tasks, per-user limits, retry (user_tasks.admission, user_tasks.retrying) --
+
+class OncePerLabelTask(SampleTask):
+    """One active task per user and ``label`` (or ``key``, when given)."""
+
+    @classmethod
+    def concurrency_key(cls, arguments_dict):
+        return arguments_dict.get('key') or arguments_dict.get('label')
+
+
+@shared_task(base=OncePerLabelTask, bind=True)
+def keyed_task(self, user_id, label='task', seconds=0, marker=None, key=None, **kwargs):
+    """Write ``ran <label>`` to ``marker``, then sleep ``seconds`` (so it stays active)."""
+    _mark(marker, f'ran {label}')
+    time.sleep(seconds)
+    return label
+
+
+class TwoPerUserTask(SampleTask):
+    """At most two active per user."""
+
+    max_active_per_user = 2
+
+
+@shared_task(base=TwoPerUserTask, bind=True)
+def limited_task(self, user_id, seconds=0, marker=None, **kwargs):
+    """Write ``ran <task id>`` to ``marker``, then sleep ``seconds``."""
+    _mark(marker, f'ran {self.request.id}')
+    time.sleep(seconds)
+    return self.request.id
+
+
+class RetryableSampleTask(SampleTask):
+    """Keeps its arguments so a failure can be tried again."""
+
+    retryable = True
+
+
+@shared_task(base=RetryableSampleTask, bind=True)
+def flaky_task(self, user_id, failure_flag=None, label='flaky', delay=0, **kwargs):
+    """After ``delay`` seconds, fail while the file ``failure_flag`` exists (a transient failure), else succeed."""
+    time.sleep(delay)
+    if failure_flag and os.path.exists(failure_flag):
+        raise RuntimeError('the service is down')
+    return label
+
+
+class RetryableOncePerLabelTask(OncePerLabelTask):
+    """Keyed, limited to three per user, and retryable: all three hooks, as the Studio example."""
+
+    max_active_per_user = 3
+    retryable = True
+
+
+@shared_task(base=RetryableOncePerLabelTask, bind=True)
+def guarded_task(self, user_id, label='task', seconds=0, fail=False, **kwargs):
+    """Sleep ``seconds``, then fail when ``fail``."""
+    time.sleep(seconds)
+    if fail:
+        raise RuntimeError(f'{label} failed')
+    return label
+
+
 @shared_task(base=SampleTask, bind=True)
-def staged_task(self, user_id, steps=6, delay=0.4, **kwargs):  # pylint: disable=unused-argument
+def staged_task(self, user_id, steps=6, delay=0.4, **kwargs):
     """Go through translatable stages as Studio's export does: Exporting, numbered items, Compressing."""
     self.status.set_state(stages.EXPORTING)
     for step in range(steps):

@@ -38,6 +38,11 @@ BAD = [
     ('USER_TASKS_METRICS_TOKEN', '', 'E013'),
     ('USER_TASKS_METRICS_TOKEN', 1234, 'E013'),
     ('USER_TASKS_ARTIFACT_DOWNLOADS', 'false', 'E014'),
+    ('USER_TASKS_MAX_ACTIVE_PER_USER', {'tests.tasks.limited_task': '3'}, 'E015'),
+    ('USER_TASKS_MAX_ACTIVE_PER_USER', {'tests.tasks.limited_task': -1}, 'E015'),
+    ('USER_TASKS_MAX_ACTIVE_PER_USER', [('tests.tasks.limited_task', 3)], 'E015'),
+    ('USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES', 0, 'E016'),
+    ('USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES', '64k', 'E016'),
 ]
 
 
@@ -54,6 +59,8 @@ def test_defaults_and_good_values_pass(settings):
     settings.USER_TASKS_TERMINATE_AFTER = {'tests.tasks.sleepy_task': 0.5}
     settings.USER_TASKS_METRICS_PORT = 9100
     settings.USER_TASKS_STATUS_FILTERS = ['user_tasks.filters.StatusFilterBackend']
+    settings.USER_TASKS_MAX_ACTIVE_PER_USER = {'tests.tasks.limited_task': 3, 'tests.tasks.sample_task': None}
+    settings.USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES = 1024
     assert checks.check_settings() == []
 
 

@@ -31,8 +31,10 @@ def test_demo_once_runs_the_scenario_and_exits_0(tmp_path):
     summary = out[out.index('Summary'):]
     for expected in ('Studio-style export    Succeeded  100%', 'Export that fails      Failed',
                      'Chain                  Succeeded  100%', 'Long job               Canceled',
-                     'gzip: True', 'error: Unknown course: not-a-course-key', 'REST API: 6 task rows'):
+                     'gzip: True', 'error: Unknown course: not-a-course-key', 'REST API: 6 task rows',
+                     'Double click: 2 publishes, 1 export'):
         assert expected in summary, report
+    assert 'Double click on "Export": 2 publishes -> 1 export (1 row).' in out, report
     for url in ('/user_tasks/', '/api/tasks/v0/tasks/', 'password: '):
         assert url in out, report
     if find_spec('user_tasks.metrics.urls') is not None:

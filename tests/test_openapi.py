@@ -47,6 +47,7 @@ def test_schema_has_every_route_and_no_extra_fields():
         '/api/tasks/v0/tasks/': ['get'],
         '/api/tasks/v0/tasks/{uuid}/': ['delete', 'get'],
         '/api/tasks/v0/tasks/{uuid}/cancel/': ['post'],
+        '/api/tasks/v0/tasks/{uuid}/retry/': ['post'],
         '/api/tasks/v0/artifacts/': ['get'],
         '/api/tasks/v0/artifacts/{uuid}/': ['get'],
     }

@@ -257,7 +257,7 @@ def test_poll_returns_the_snapshot_with_an_etag(owner):  # noqa: F811
     data = response.json()
     assert data['state_text'] == 'In Progress' and data['stage'] == 'Exporting'
     assert (data['percent'], data['final'], data['cancelable']) == (25, False, True)
-    assert set(data['fragments']) == {'artifacts', 'children'}
+    assert set(data['fragments']) == {'artifacts', 'children', 'retry'}
 
 
 def test_unchanged_poll_is_a_304_after_one_query_of_the_task(owner):  # noqa: F811

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 OWNER_OR_SUPERUSER = {
     'user_tasks.view_usertaskstatus', 'user_tasks.cancel_usertaskstatus', 'user_tasks.delete_usertaskstatus',
-    'user_tasks.view_usertaskartifact',
+    'user_tasks.retry_usertaskstatus', 'user_tasks.view_usertaskartifact',
 }
 SUPERUSER_ONLY = {
     'user_tasks.add_usertaskstatus', 'user_tasks.change_usertaskstatus', 'user_tasks.add_usertaskartifact',

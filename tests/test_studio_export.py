@@ -78,3 +78,23 @@ def test_failure_reports_the_error_as_an_object(export_run):
     assert found['json']['ExportError']['raw_error_msg'] == 'Unknown course: not-a-course'
     # fail() stored the dict as JSON, which is what Studio's view parses.
     assert json.loads(export_run.report['error_artifact']) == {'raw_error_msg': 'Unknown course: not-a-course'}
+
+
+def test_a_double_click_starts_one_export(export_run):
+    double = export_run.report['double_click']
+    assert (double['http'], double['json'], double['rows']) == (200, {'ExportStatus': 1}, 1)
+
+
+def test_at_most_three_active_exports_per_user(export_run):
+    limit = export_run.report['limit']
+    assert limit['http'] == [200, 200, 429], limit
+    assert 'at most 3 tasks' in limit['json'][2]['ExportError']
+    assert limit['active'] == 3
+
+
+def test_a_failed_export_is_tried_again_through_the_rest_api(export_run):
+    retry = export_run.report['retry']
+    assert retry['http'] == 201, retry
+    assert retry['location'].endswith(f"/api/tasks/v0/tasks/{retry['new_uuid']}/")
+    # The bad course fails again, as it should; the old row stays and links to the new one.
+    assert (retry['old_state'], retry['new_state'], retry['rows']) == ('Failed', 'Failed', 2)

@@ -57,3 +57,15 @@ class HostHookTask(UserTask):
 def host_hook_task(self, user_id, course='c'):
     """Celery does not check its arguments (``typing=False``), so a missing user_id reaches the receiver."""
     return 'ran'
+
+
+class ParkedRetryableTask(UserTask):
+    """Retryable, and routed to a queue no worker consumes: its rows stay as the test leaves them."""
+
+    retryable = True
+
+
+@shared_task(base=ParkedRetryableTask, bind=True, queue='user_tasks_unit_unconsumed')
+def parked_task(self, user_id, label='parked', **kwargs):
+    """Never run: a retry of it stays Pending even while the in-process worker runs."""
+    return label

@@ -287,6 +287,16 @@ def _chord_containers(status, group_id, body, user_task_name):
     return header
 
 
+def describe(task, args, kwargs, task_id):
+    """An unsaved status row for one standalone invocation of a UserTask (see ``user_tasks.admission``)."""
+    return _describe(task, args, kwargs, task_id)
+
+
+def record_standalone(status):
+    """Write the row described by ``describe`` for a publish outside any group, chain or chord."""
+    return lifecycle.around(lifecycle.SUBMIT, status, _record, status, {}, None, None)
+
+
 def forget_unsent(task_id):
     """Delete the row this process recorded for a message the broker then refused."""
     if _recorded.get(task_id):

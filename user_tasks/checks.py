@@ -59,6 +59,17 @@ def _terminate_after(value):
         isinstance(name, str) and _number(grace) and grace >= 0 for name, grace in value.items())
 
 
+def _count_of_at_least_one(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _max_active_per_user(value):
+    return isinstance(value, dict) and all(
+        isinstance(name, str) and (limit is None or (isinstance(limit, int) and not isinstance(limit, bool)
+                                                     and limit >= 0))
+        for name, limit in value.items())
+
+
 #: setting -> (check id, test of the value, what is expected)
 RULES = {
     'USER_TASKS_MAX_AGE': ('E001', _positive_timedelta, 'a positive datetime.timedelta'),
@@ -81,6 +92,9 @@ RULES = {
     'USER_TASKS_METRICS_TOKEN': ('E013', lambda v: v is None or (isinstance(v, str) and v != ''),
                                  'None or a non-empty string'),
     'USER_TASKS_ARTIFACT_DOWNLOADS': ('E014', lambda v: isinstance(v, bool), 'True or False'),
+    'USER_TASKS_MAX_ACTIVE_PER_USER': ('E015', _max_active_per_user,
+                                       'a dict mapping task names to None or an integer of at least 0'),
+    'USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES': ('E016', _count_of_at_least_one, 'an integer of at least 1'),
 }
 
 

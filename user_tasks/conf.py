@@ -43,6 +43,8 @@ DEFAULTS = {
     'USER_TASKS_METRICS_PORT': None,
     'USER_TASKS_METRICS_TOKEN': None,
     'USER_TASKS_ARTIFACT_DOWNLOADS': False,
+    'USER_TASKS_MAX_ACTIVE_PER_USER': {},
+    'USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES': 65536,
 }
 
 #: Settings holding sequences of classes, which may be given as dotted paths.

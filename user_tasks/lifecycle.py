@@ -21,7 +21,23 @@ direct call.
 Each event carries what its observers need, so none of them keeps side state or
 depends on the order receivers were connected in:
 
-==============  ===================================================================
+================  ==========================================================================
+kind              details (keyword arguments of ``event``, besides ``status`` and ``kind``)
+================  ==========================================================================
+``SUBMITTED``     ``queue``: the routing key of the message, when the publisher knows it
+``STARTED``       ``previous_state``: ``Pending`` or ``Retrying``
+``PROGRESS``      ``steps``: how many steps were just completed
+``RETRIED``       ``exception``: why the attempt asked to be retried (or None)
+``CANCELED``      (none) a running task was marked Canceled; it stops at its next check
+``STOPPED``       ``exception``: what ended a Failed row, when known (else None)
+``RECOVERED``     ``reason``: ``stale`` or ``pending_timeout``
+``DEDUPLICATED``  ``task``: a publish sent nothing; ``status`` is the identical active row
+``REJECTED``      ``task``, ``reason`` (``limit`` or ``arguments``): a publish was refused
+                  before anything was written; ``status`` is None
+================  ==========================================================================
+
+``DEDUPLICATED`` and ``REJECTED`` (``user_tasks.admission``) are delivered at once by
+``announce_refused``: nothing was written, so there is no commit to wait for.
 """
 import logging
 from functools import partial
@@ -41,6 +57,10 @@ RETRIED = 'retried'
 CANCELED = 'canceled'
 STOPPED = 'stopped'
 RECOVERED = 'recovered'
+#: A publish that sent nothing: an identical task was active (``status`` is that task's row).
+DEDUPLICATED = 'deduplicated'
+#: A publish refused before anything was written (``status`` is None; ``task`` and ``reason`` say which).
+REJECTED = 'rejected'
 
 #: Work observers may wrap (see ``around``).
 SUBMIT = 'submit'
@@ -79,6 +99,27 @@ def announce(status, kind, **details):
     _on_commit(status, lambda: _send(status, kind, details))
 
 
+def announce_refused(sender, kind, status=None, **details):
+    """
+    Deliver at once an event about a publish that wrote nothing (``DEDUPLICATED``, ``REJECTED``).
+
+    There is no change to wait for: the caller's transaction may still roll back, but the
+    publish was refused (or answered with the active task) either way.
+
+    Arguments:
+        sender (type): ``UserTaskStatus`` (there may be no row to take it from).
+        kind (str): ``DEDUPLICATED`` or ``REJECTED``.
+        status (UserTaskStatus or None): the active identical row (``DEDUPLICATED``), else None.
+        **details: ``task`` (the registered task name), and ``reason`` for ``REJECTED``.
+
+    Example::
+
+        lifecycle.announce_refused(UserTaskStatus, lifecycle.REJECTED, task=task.name, reason='limit')
+    """
+    if event.has_listeners():
+        _send(status, kind, details, sender=sender)
+
+
 def announce_stopped(status, exception=None):
     """
     Deliver the final event for ``status``, and ``user_task_stopped``, once, after commit.
@@ -108,8 +149,9 @@ def announce_purged(model, counts):
             LOG.warning('user_tasks purge observer %r failed: %r', receiver, response)
 
 
-def _send(status, kind, details):
-    for receiver, response in event.send_robust(sender=type(status), status=status, kind=kind, **details):
+def _send(status, kind, details, sender=None):
+    sender = type(status) if sender is None else sender
+    for receiver, response in event.send_robust(sender=sender, status=status, kind=kind, **details):
         if isinstance(response, Exception):
             LOG.warning('user_tasks lifecycle observer %r failed on %s: %r', receiver, kind, response)
 

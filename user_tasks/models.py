@@ -122,6 +122,14 @@ class UserTaskStatus(TimeStampedModel):
                                    help_text=_('The message id of a custom state set with parameters'))
     state_params = models.JSONField(_('state parameters'), null=True, blank=True, editable=False,
                                     help_text=_('The parameters of the custom state\'s message'))
+    # OEP-3 (migration 0008); rows written by upstream or before leave them empty.
+    concurrency_key = models.CharField(
+        _('concurrency key'), max_length=255, null=True, blank=True, editable=False,
+        help_text=_('Identifies identical tasks while this one is active; cleared when it ends'))
+    arguments = models.JSONField(_('arguments'), null=True, blank=True, editable=False,
+                                 help_text=_('The arguments of a retryable task, to try it again'))
+    retried_as = models.UUIDField(_('retried as'), null=True, blank=True, editable=False,
+                                  help_text=_('The uuid of the task that tried this one again'))
 
     objects = UserTaskStatusQuerySet.as_manager()
 
@@ -133,6 +141,12 @@ class UserTaskStatus(TimeStampedModel):
             models.Index(fields=['user', 'created', 'id'], name='usertask_user_created_idx'),
             models.Index(fields=['created', 'id'], name='usertask_created_idx'),
             models.Index(fields=['state', 'finished'], name='usertask_state_finished_idx'),
+        ]
+        constraints = [
+            # One active task per (user, class, key): NULLs are distinct in unique indexes on
+            # PostgreSQL, MariaDB/MySQL and SQLite, so rows without a key (or ended) never clash.
+            models.UniqueConstraint(fields=['user', 'task_class', 'concurrency_key'],
+                                    name='usertask_active_key_uniq'),
         ]
 
     def __str__(self):
@@ -206,9 +220,9 @@ class UserTaskStatus(TimeStampedModel):
 
     def _finish(self, state, condition, now, exception=None, **values):
         """Move this row to a final ``state`` when ``condition`` holds; announce it; return whether it moved."""
-        moved = self._update(condition, state=state, finished=now, modified=now, **values)
+        moved = self._update(condition, state=state, finished=now, modified=now, concurrency_key=None, **values)
         if moved:
-            self.state, self.finished, self.modified = state, now, now
+            self.state, self.finished, self.modified, self.concurrency_key = state, now, now, None
             lifecycle.announce_stopped(self, exception)
         return bool(moved)
 
@@ -563,10 +577,11 @@ class UserTaskStatus(TimeStampedModel):
         now = timezone.now()
         remaining = self.total_steps - self.completed_steps
         condition = ~Q(state__in=self.FINAL_STATES + (self.RETRYING,)) & Q(finished__isnull=True)
-        if not self._finish(self.SUCCEEDED, condition, now, completed_steps=F('total_steps')):
+        # A success has nothing to try again: its stored arguments go in the same UPDATE.
+        if not self._finish(self.SUCCEEDED, condition, now, completed_steps=F('total_steps'), arguments=None):
             self._refresh_state()
             return False
-        self.completed_steps = self.total_steps
+        self.completed_steps, self.arguments = self.total_steps, None
         if self.parent_id is not None:
             if remaining > 0:
                 self._add_to_ancestors('completed_steps', remaining, now)
@@ -581,7 +596,8 @@ class UserTaskStatus(TimeStampedModel):
         # The counts sit in a derived table: MySQL refuses an UPDATE whose subquery reads the
         # same table (error 1093), and the aggregate stops its optimizer merging it back.
         sql = (
-            f'UPDATE {table} SET state = %s, completed_steps = total_steps, finished = %s, modified = %s '
+            f'UPDATE {table} SET state = %s, completed_steps = total_steps, finished = %s, modified = %s, '
+            f'concurrency_key = NULL '
             f'WHERE id = %s AND finished IS NULL AND state NOT IN (%s, %s, %s) AND 0 = ('
             f'SELECT unfinished FROM (SELECT COUNT(*) AS unfinished FROM {table} '
             f'WHERE parent_id = %s AND state <> %s) AS children) AND total_steps <= ('
@@ -631,8 +647,8 @@ class UserTaskStatus(TimeStampedModel):
             self._refresh_state()
         if self.state in self.FINAL_STATES:
             return False
-        if self._update(~Q(state__in=self.FINAL_STATES), state=self.CANCELED, modified=now):
-            self.state = self.CANCELED
+        if self._update(~Q(state__in=self.FINAL_STATES), state=self.CANCELED, modified=now, concurrency_key=None):
+            self.state, self.concurrency_key = self.CANCELED, None
             lifecycle.announce(self, lifecycle.CANCELED)
             self._schedule_termination()
             return True

@@ -23,5 +23,6 @@ urlpatterns = [
     path('<uuid:uuid>/', views.task_detail, name='task-detail'),
     path('<uuid:uuid>/poll/', views.task_poll, name='task-poll'),
     path('<uuid:uuid>/cancel/', views.task_cancel, name='task-cancel'),
+    path('<uuid:uuid>/retry/', views.task_retry, name='task-retry'),
     path('artifacts/<uuid:uuid>/download/', views.artifact_download, name='artifact-download'),
 ]

@@ -24,7 +24,7 @@ def is_artifact_creator(user, artifact):
 
 
 # Active users only, as Django's ModelBackend (the rules backend does not check is_active).
-#: Owner or superuser: view, cancel and delete a status.
+#: Owner or superuser: view, cancel, retry and delete a status.
 STATUS_PERMISSION = rules.is_active & (rules.is_superuser | is_status_creator)
 #: Owner or superuser: view an artifact.
 ARTIFACT_PERMISSION = rules.is_active & (rules.is_superuser | is_artifact_creator)
@@ -33,6 +33,7 @@ ARTIFACT_PERMISSION = rules.is_active & (rules.is_superuser | is_artifact_creato
 PERMISSIONS = {
     'user_tasks.view_usertaskstatus': STATUS_PERMISSION,
     'user_tasks.cancel_usertaskstatus': STATUS_PERMISSION,
+    'user_tasks.retry_usertaskstatus': STATUS_PERMISSION,
     'user_tasks.delete_usertaskstatus': STATUS_PERMISSION,
     'user_tasks.add_usertaskstatus': rules.is_superuser,
     'user_tasks.change_usertaskstatus': rules.is_superuser,
@@ -41,6 +42,10 @@ PERMISSIONS = {
     'user_tasks.change_usertaskartifact': rules.is_superuser,
     'user_tasks.delete_usertaskartifact': rules.is_superuser,
 }
+
+#: Permissions django-user-tasks 4.0 did not have: the plugin adds them to a host that
+#: defines all the others itself (see ``user_tasks.plugin.apps.register_rules``).
+NEW_PERMISSIONS = ('user_tasks.retry_usertaskstatus',)
 
 
 def add_rules():

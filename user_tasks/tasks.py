@@ -17,10 +17,10 @@ from functools import lru_cache, partial
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 from celery.utils import uuid
-from django.db import router, transaction
+from django.db import router
 
-from user_tasks import canvas, canvas_owners, control, lifecycle, recovery, retention, utils
-from user_tasks.commit import in_transaction
+from user_tasks import admission, canvas, canvas_owners, control, lifecycle, recovery, retention, utils
+from user_tasks.commit import after_commit, in_transaction
 from user_tasks.conf import settings
 from user_tasks.models import UserTaskStatus
 
@@ -44,8 +44,17 @@ class UserTaskMixin:
             self.status.increment_completed_steps()
 
         export_course.delay(request.user.pk, 'course-v1:edX+Demo+2026')
+
+    OEP-3 (see ``user_tasks.admission``): override ``concurrency_key`` to prevent identical
+    concurrent tasks, set ``max_active_per_user`` to cap a user's active tasks of the class,
+    and set ``retryable = True`` to let users try a failed or canceled task again.
     """
 
+    #: At most this many tasks of this class active per user (None: no limit);
+    #: ``USER_TASKS_MAX_ACTIVE_PER_USER`` overrides it by task name.
+    max_active_per_user = None
+    #: Keep the call's arguments (JSON) so a Failed or Canceled task can be tried again.
+    retryable = False
     #: What ``user_tasks.utils.is_user_task`` looks for (``USER_TASK_MARKER``).
     tracks_user_task_status = True
 
@@ -159,6 +168,29 @@ class UserTaskMixin:
         """
         return inspect.unwrap(cls.run).__name__
 
+    @classmethod
+    def concurrency_key(cls, arguments_dict):  # noqa: ARG003  a hook: overrides read the arguments
+        """
+        What makes two invocations identical, as a string; None (the default) for never.
+
+        While a task of this class, for the same user and with the same key, is Pending,
+        In Progress or Retrying, publishing it again sends nothing and writes nothing:
+        ``apply_async`` returns the active task's AsyncResult.
+
+        Arguments:
+            arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
+
+        Returns:
+            str or None: the key (``str()`` of what is returned), or None for no de-duplication.
+
+        Example::
+
+            @classmethod
+            def concurrency_key(cls, arguments_dict):
+                return arguments_dict['course_key_string']   # one export per course at a time
+        """
+        return None
+
     def apply_async(self, args=None, kwargs=None, task_id=None, **options):
         """
         Publish the task; inside a transaction, record it now and publish after commit.
@@ -169,18 +201,26 @@ class UserTaskMixin:
         the message is only sent once that transaction commits, so a worker never sees
         a task whose row it cannot read.
 
+        A class using the OEP-3 hooks is admitted first (``user_tasks.admission``): an
+        identical active task's AsyncResult is returned without sending anything.
+
         Returns:
             celery.result.AsyncResult: at once, deferred or not.
 
         Raises:
             TypeError: the invocation's ``user_id`` is missing or unknown.
+            TooManyActiveTasks: the user has as many active tasks of the class as its limit.
+            ArgumentsNotStorable: a retryable task's arguments are not JSON or too large.
         """
         canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
+        task_id = task_id or uuid()
+        admitted = admission.admit(self, args, kwargs, task_id, options, _has_concurrency_key(type(self)))
+        if admitted is not None and not admitted.created:
+            return self.AsyncResult(admitted.status.task_id)
         using = router.db_for_write(UserTaskStatus)
         if (not settings.USER_TASKS_PUBLISH_ON_COMMIT or app.conf.task_always_eager
                 or not in_transaction(using)):
-            task_id = task_id or uuid()
             try:
                 return super().apply_async(args, kwargs, task_id=task_id, **options)
             except Exception:
@@ -188,13 +228,14 @@ class UserTaskMixin:
                 # that was never sent must not sit Pending.
                 canvas.forget_unsent(task_id)
                 raise
-        task_id = task_id or uuid()
         canvas.record_publish(self, canvas.message_from_options(self, args, kwargs, task_id, options))
         # A producer lent by the caller (a group lends one to its members) is back in its
         # pool by commit time: the deferred publish acquires its own.
         options.pop('producer', None)
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
-        transaction.on_commit(publish, using=using)
+        # Inside one of the library's own blocks (``commit.atomic``, e.g. a retry) the publish
+        # waits for that block, then for the caller's commit, if there is one.
+        after_commit(publish, using)
         return self.AsyncResult(task_id)
 
     def apply(self, args=None, kwargs=None, *more, **options):  # noqa: B026  Celery's own signature
@@ -210,6 +251,12 @@ class UserTaskMixin:
             raise Ignore()
         kwargs = _without_unaccepted_name(type(self), kwargs)
         return lifecycle.around(lifecycle.EXECUTE, self, super().__call__, *args, **kwargs)
+
+
+@lru_cache(maxsize=None)
+def _has_concurrency_key(cls):
+    """Whether ``cls`` overrides ``UserTaskMixin.concurrency_key``."""
+    return inspect.getattr_static(cls, 'concurrency_key') is not UserTaskMixin.__dict__['concurrency_key']
 
 
 @lru_cache(maxsize=None)

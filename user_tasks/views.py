@@ -7,23 +7,26 @@ Who sees what is decided twice, on purpose: the filter backends
 object, so an object the user may not view is a 404 and one they may view but not act on
 is a 403.
 
-Layer: adapters.  Imports the serializers, the domain and the leaves.
+Layer: adapters.  Imports the serializers, ``retrying`` (Celery layer), the domain and the leaves.
 """
 from django.core.signals import setting_changed
 from django.db import DatabaseError
 from django.db.models import Prefetch
 from django.dispatch import receiver
 from django.http import Http404
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from rest_framework import mixins, permissions, viewsets
+from rest_framework import status as http
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from user_tasks import deletion
+from user_tasks import deletion, retrying
 from user_tasks._schema import OpenApiResponse, extend_schema, extend_schema_view
 from user_tasks.conf import settings
+from user_tasks.exceptions import ArgumentsNotStorable, RetryRefused, TooManyActiveTasks
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.serializers import ArtifactSerializer, StatusSerializer
 
@@ -94,6 +97,7 @@ class _ProjectSettingsMixin:
 
 _NOT_FOUND = OpenApiResponse(description='No such object, or not visible to the user')
 _FORBIDDEN = OpenApiResponse(description='Not authenticated, or not allowed to do this')
+_MESSAGE = {'type': 'object', 'properties': {'detail': {'type': 'string'}, 'reason': {'type': 'string'}}}
 
 
 @extend_schema_view(
@@ -113,7 +117,8 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
     serializer_class = StatusSerializer
     permission_classes = (DjangoObjectPermissionsIncludingView,)
     lookup_field = 'uuid'
-    action_perms_map = {'cancel': ['%(app_label)s.cancel_%(model_name)s']}
+    action_perms_map = {'cancel': ['%(app_label)s.cancel_%(model_name)s'],
+                        'retry': ['%(app_label)s.retry_%(model_name)s']}
 
     filter_backends = settings.USER_TASKS_STATUS_FILTERS
 
@@ -139,6 +144,43 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
         status.cancel()
         status = self.get_queryset().get(pk=status.pk)
         return Response(self.get_serializer(status).data)
+
+    @extend_schema(
+        summary='Try a failed or canceled task again, with the same arguments and user',
+        description=(
+            'Publishes a new task with the arguments kept for a task whose class is retryable, '
+            'subject to its concurrency key and per-user limit. 201 with the new status (its URL '
+            'in Location); 200 with the identical task that was already active. The old task '
+            'stays and links to the new one; it can be tried again once.'),
+        operation_id='tasks_retry',
+        request=None,
+        responses={
+            201: StatusSerializer,
+            200: OpenApiResponse(StatusSerializer, description='An identical task was already active: that one'),
+            403: _FORBIDDEN, 404: _NOT_FOUND,
+            409: OpenApiResponse(_MESSAGE, description=(
+                'The task cannot be tried again; reason: not_retryable (its class does not allow it, or its '
+                'arguments were not kept), not_ended, succeeded or already_retried')),
+            429: OpenApiResponse(_MESSAGE, description='The user has too many active tasks of this kind'),
+        },
+    )
+    @action(detail=True, methods=['post'])
+    def retry(self, request, *args, **kwargs):
+        """Publish the task again; see ``user_tasks.retrying``."""
+        status = self.get_object()
+        try:
+            new, created = retrying.retry(status)
+        except RetryRefused as exc:
+            # The request is well formed: the task's state (or class) is what refuses it.
+            return Response({'detail': str(exc), 'reason': exc.reason}, status=http.HTTP_409_CONFLICT)
+        except ArgumentsNotStorable as exc:  # the bound was lowered since the task was published
+            return Response({'detail': str(exc), 'reason': 'not_retryable'}, status=http.HTTP_409_CONFLICT)
+        except TooManyActiveTasks as exc:
+            return Response({'detail': str(exc), 'reason': 'too_many_active'}, status=http.HTTP_429_TOO_MANY_REQUESTS)
+        new = self.get_queryset().get(pk=new.pk)
+        headers = {'Location': request.build_absolute_uri(reverse('usertaskstatus-detail', kwargs={'uuid': new.uuid}))}
+        code = http.HTTP_201_CREATED if created else http.HTTP_200_OK
+        return Response(self.get_serializer(new).data, status=code, headers=headers)
 
 
 @extend_schema_view(

@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.test import Client
 
-from tests.tasks import failing_task, sample_task, stepping_task
+from tests.tasks import failing_task, flaky_task, sample_task, stepping_task
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.rules import add_rules
 
@@ -225,4 +225,29 @@ def test_another_user_gets_404(browser, site, owner):
     assert response.status == 404
     page.goto(f'{site}/user_tasks/')
     assert page.get_by_text('Sample private').count() == 0
+    page.context.close()
+
+
+def test_try_again_appears_when_the_task_fails_and_starts_it_again(browser, site, owner, tmp_path):
+    flag = tmp_path / 'service-down'
+    flag.write_text('down')
+    result = flaky_task.delay(owner.id, failure_flag=str(flag), label='report', delay=4)
+    status = wait_for_row(result.id, lambda row: row.state == UserTaskStatus.IN_PROGRESS)
+    page = open_as(browser, site, owner)
+    page.goto(f'{site}/user_tasks/{status.uuid}/')
+    page.evaluate('window.__notReloaded = true')
+    assert page.locator('#ut-retry-form').count() == 0  # not while it runs
+    button = page.get_by_role('button', name='Try again')
+    button.wait_for()  # appears as the task fails, without a reload
+    assert page.inner_text('#ut-state') == 'Failed'
+    assert page.evaluate('window.__notReloaded') is True
+    flag.unlink()  # the service is back
+    button.click()
+    new = wait_for_row(result.id, lambda row: row.retried_as is not None).retried_as
+    page.wait_for_url(f'**/user_tasks/{new}/')
+    page.wait_for_function("document.querySelector('#ut-state').textContent === 'Succeeded'")
+    page.goto(f'{site}/user_tasks/{status.uuid}/')
+    link = page.get_by_role('link', name='This task was tried again: see the new task')
+    assert link.get_attribute('href') == f'/user_tasks/{new}/'
+    assert page.locator('#ut-retry-form').count() == 0
     page.context.close()

@@ -17,6 +17,7 @@ import django
 
 COURSE = 'course-v1:OpenedX+Export101+2026'
 BAD_COURSE = 'not-a-course'
+OTHER_COURSES = ['course-v1:OpenedX+Other1+2026', 'course-v1:OpenedX+Other2+2026', 'course-v1:OpenedX+Other3+2026']
 TIMEOUT = float(os.environ.get('OPENEDX_HOST_TASK_TIMEOUT', '40'))
 
 
@@ -30,6 +31,22 @@ def wait_for_state(name, states, min_steps=0):
             return status
         time.sleep(0.05)
     return None
+
+
+def try_again(client, name):
+    """POST the failed export's REST retry route; wait for the new export to end; describe both rows."""
+    from user_tasks.models import UserTaskStatus
+    old = UserTaskStatus.objects.filter(name=name).order_by('-created', '-id').first()
+    response = client.post(f'/api/tasks/v0/tasks/{old.uuid}/retry/')
+    old.refresh_from_db()
+    new = UserTaskStatus.objects.filter(uuid=old.retried_as).first() if old.retried_as else None
+    deadline = time.monotonic() + TIMEOUT
+    while new is not None and new.finished is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        new.refresh_from_db()
+    return {'http': response.status_code, 'location': response.get('Location', ''),
+            'old_state': old.state, 'new_uuid': str(new.uuid) if new else None,
+            'new_state': new.state if new else None, 'rows': UserTaskStatus.objects.filter(name=name).count()}
 
 
 def main():
@@ -67,6 +84,17 @@ def main():
     report = {'stages': stages, 'output': None, 'error_artifact': None}
     ok = reached('exporting', {'Exporting'})
     if ok:
+        from user_tasks.models import UserTaskStatus
+        # A double click while the export runs: the same export, nothing new (OEP-3).
+        again = client.post(f'/export/{COURSE}')
+        report['double_click'] = {'http': again.status_code, 'json': again.json(),
+                                  'rows': UserTaskStatus.objects.filter(name=export_name(COURSE)).count()}
+        # Three active exports per user: two more courses are admitted, a fourth is refused.
+        others = [client.post(f'/export/{course}') for course in OTHER_COURSES]
+        report['limit'] = {'http': [response.status_code for response in others],
+                           'json': [response.json() for response in others],
+                           'active': UserTaskStatus.objects.filter(user=author).exclude(
+                               state__in=UserTaskStatus.FINAL_STATES).count()}
         open(os.path.join(gate, 'exporting'), 'w').close()
         # Like Studio, the task sets 'Compressing' just before counting the first step done.
         ok = reached('compressing', {'Compressing'}, min_steps=1)
@@ -89,6 +117,7 @@ def main():
         from user_tasks.models import UserTaskArtifact
         error = UserTaskArtifact.objects.filter(status__name=export_name(BAD_COURSE), name='Error').first()
         report['error_artifact'] = error.text if error else None
+        report['retry'] = try_again(client, export_name(BAD_COURSE))
 
     print('REPORT ' + json.dumps(report))
     return 0

@@ -47,7 +47,10 @@ UPSTREAM_MIGRATIONS = [
     '0001_initial', '0002_artifact_file_storage', '0003_url_max_length', '0004_url_textfield',
     '0005_mariadb_uuid_conversion',
 ]
-OUR_MIGRATIONS = UPSTREAM_MIGRATIONS + ['0006_widen_counters_and_lifecycle_timestamps']
+OUR_MIGRATIONS = UPSTREAM_MIGRATIONS + [
+    '0006_widen_counters_and_lifecycle_timestamps', '0007_indexes_for_lists_and_purge',
+    '0008_oep3_concurrency_key_arguments_retried_as',
+]
 BIG = 2 ** 31 - 1
 # Hosts made with startproject default to BigAutoField: our tables must not follow it.
 HOST_AUTO_FIELD = 'django.db.models.BigAutoField'
@@ -166,6 +169,13 @@ def test_every_row_intact(upgraded):
     assert parents['library part'] == by_name['library group']
     # The new lifecycle columns are empty on old rows (they fall back to ``modified``).
     assert upgraded.checked['new_columns_before'] == {}
+    assert upgraded.checked['oep3_columns_before'] == {}
+
+
+def test_upgraded_rows_take_part_in_oep3(upgraded):
+    """Keys of old rows are empty, so they never clash; a keyed row next to them is unique until it ends."""
+    assert upgraded.checked['steps']['oep3'] == {'second_keyed_refused': True, 'key_after_fail': None,
+                                                'keyed_again_after_end': True}
 
 
 def test_counters_hold_2_31_minus_1(upgraded):

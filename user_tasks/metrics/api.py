@@ -19,6 +19,7 @@ _OPERATIONS = {
     'usertaskstatus-list': 'list',
     'usertaskstatus-detail': 'detail',
     'usertaskstatus-cancel': 'cancel',
+    'usertaskstatus-retry': 'retry',
     'usertaskartifact-list': 'artifact_list',
     'usertaskartifact-detail': 'artifact_detail',
 }

@@ -39,11 +39,13 @@ UNKNOWN_ERROR = '_unknown'
 UNKNOWN_QUEUE = 'unknown'
 
 OUTCOMES = {'Succeeded': 'succeeded', 'Failed': 'failed', 'Canceled': 'canceled'}
-API_OPERATIONS = ('list', 'detail', 'cancel', 'delete', 'artifact_list', 'artifact_detail')
+API_OPERATIONS = ('list', 'detail', 'cancel', 'retry', 'delete', 'artifact_list', 'artifact_detail')
 CODE_CLASSES = ('2xx', '3xx', '4xx', '5xx')
 TELEMETRY_STAGES = ('metrics', 'tracing', 'publish', 'execute', 'api', 'collect', 'merge', 'exporter')
 RECOVERY_REASONS = ('stale', 'pending_timeout')
 PURGE_KINDS = ('status', 'artifact', 'file')
+#: Why a publish was refused (``user_tasks.admission``): over the per-user limit, arguments not keepable.
+REJECTION_REASONS = ('limit', 'arguments')
 
 SUBMITTED = Counter('user_tasks_submitted', 'User tasks recorded at publish.', ['task', 'queue'])
 STARTED = Counter('user_tasks_started', 'Execution attempts started (retries included).', ['task', 'queue'])
@@ -60,6 +62,10 @@ IN_PROGRESS = Gauge('user_tasks_in_progress', 'Attempts executing now.', ['task'
                     multiprocess_mode='livesum')
 STEPS = Counter('user_tasks_steps_completed', 'Steps reported done by running tasks.', ['task'])
 RECOVERED = Counter('user_tasks_stale_recovered', 'Rows ended by the reaper, by reason.', ['task', 'reason'])
+DEDUPLICATED = Counter('user_tasks_deduplicated', 'Publishes answered with an identical active task (nothing sent).',
+                       ['task'])
+REJECTED = Counter('user_tasks_rejected', 'Publishes refused before anything was written, by reason.',
+                   ['task', 'reason'])
 PURGED = Counter('user_tasks_purged', 'Rows, artifacts and files deleted by the purge.', ['kind'])
 API_REQUESTS = Counter('user_tasks_api_requests', 'Status REST API requests.', ['operation', 'code_class'])
 API_DURATION = Histogram('user_tasks_api_request_duration_seconds', 'Status REST API latency.',
@@ -123,6 +129,9 @@ class _Series:
             COMPLETED.labels(task, queue, outcome)
         for reason in RECOVERY_REASONS:
             RECOVERED.labels(task, reason)
+        DEDUPLICATED.labels(task)
+        for reason in REJECTION_REASONS:
+            REJECTED.labels(task, reason)
 
 
 def _ensure(task, queue):
@@ -187,6 +196,9 @@ def queue_of(status):
 
 def on_event(sender, status=None, kind=None, **details):
     """Update the metrics for one lifecycle event; never raises."""
+    if kind in _REFUSALS:
+        _refused(kind, details)
+        return
     if status is None or status.is_container:
         return
     try:
@@ -245,6 +257,22 @@ def _stopped(status, series, queue, details):
 def _recovered(status, series, queue, details):
     RECOVERED.labels(status.task_class, details.get('reason', 'stale')).inc()
 
+
+def _refused(kind, details):
+    """Count a publish that wrote nothing: answered with an identical active task, or rejected."""
+    try:
+        task = details.get('task')
+        if not task:
+            return
+        if kind == lifecycle.DEDUPLICATED:
+            DEDUPLICATED.labels(task).inc()
+        else:
+            REJECTED.labels(task, details.get('reason') or 'limit').inc()
+    except Exception:  # noqa: BLE001  telemetry never breaks a publish
+        telemetry_error('metrics')
+
+
+_REFUSALS = (lifecycle.DEDUPLICATED, lifecycle.REJECTED)
 
 _HANDLERS = {
     lifecycle.SUBMITTED: _submitted,

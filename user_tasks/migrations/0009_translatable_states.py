@@ -19,7 +19,7 @@ import user_tasks.conf
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('user_tasks', '0007_indexes_for_lists_and_purge'),
+        ('user_tasks', '0008_oep3_concurrency_key_arguments_retried_as'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -74,6 +74,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name='usertaskstatus',
+            name='arguments',
+            field=models.JSONField(blank=True, editable=False, help_text='The arguments of a retryable task, to try it again', null=True, verbose_name='arguments'),
+        ),
+        migrations.AlterField(
+            model_name='usertaskstatus',
             name='attempts',
             field=models.PositiveIntegerField(default=1, help_text='How many times has execution been attempted?', verbose_name='attempts'),
         ),
@@ -81,6 +86,11 @@ class Migration(migrations.Migration):
             model_name='usertaskstatus',
             name='completed_steps',
             field=models.PositiveIntegerField(default=0, verbose_name='completed steps'),
+        ),
+        migrations.AlterField(
+            model_name='usertaskstatus',
+            name='concurrency_key',
+            field=models.CharField(blank=True, editable=False, help_text='Identifies identical tasks while this one is active; cleared when it ends', max_length=255, null=True, verbose_name='concurrency key'),
         ),
         migrations.AlterField(
             model_name='usertaskstatus',
@@ -106,6 +116,11 @@ class Migration(migrations.Migration):
             model_name='usertaskstatus',
             name='parent',
             field=models.ForeignKey(blank=True, help_text='Status of the containing task group or chain, if any', null=True, on_delete=django.db.models.deletion.CASCADE, to='user_tasks.usertaskstatus', verbose_name='parent'),
+        ),
+        migrations.AlterField(
+            model_name='usertaskstatus',
+            name='retried_as',
+            field=models.UUIDField(blank=True, editable=False, help_text='The uuid of the task that tried this one again', null=True, verbose_name='retried as'),
         ),
         migrations.AlterField(
             model_name='usertaskstatus',

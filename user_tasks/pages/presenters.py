@@ -6,7 +6,7 @@ functions shape the rows into the dicts the templates and the poll's JSON read, 
 HTML page and its live updates cannot disagree.  Progress comes from
 ``UserTaskStatus.percent``, the same value the admin shows.
 
-Layer: adapters.  Imports the domain and the leaves.
+Layer: adapters.  Imports ``retrying`` (Celery layer), the domain and the leaves.
 """
 import json
 import math
@@ -20,10 +20,12 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
-from user_tasks import localized
+from user_tasks import localized, retrying
 from user_tasks.models import UserTaskStatus
 
 CANCEL_STATUS = 'user_tasks.cancel_usertaskstatus'
+RETRY_STATUS = 'user_tasks.retry_usertaskstatus'
+VIEW_STATUS = 'user_tasks.view_usertaskstatus'
 #: Characters of an error text shown on the page (the rest is cut, and said to be).
 ERROR_TEXT_LIMIT = 10000
 #: The default artifact name, shown translated like the library's other stored texts.
@@ -94,7 +96,7 @@ def snapshot(request, status, fragments=False):
     Arguments:
         request (HttpRequest): whose user decides ``cancelable``, and renders the fragments.
         status (UserTaskStatus): the row.
-        fragments (bool): also render the artifacts and children as HTML (the poll's JSON).
+        fragments (bool): also render the artifacts, children and "Try again" as HTML (the poll's JSON).
 
     Returns:
         dict: JSON-ready values (``percent``, ``eta_text``, ``artifacts``, ``children``...).
@@ -114,6 +116,8 @@ def snapshot(request, status, fragments=False):
         'steps_text': ngettext('%(done)d of %(total)d step', '%(done)d of %(total)d steps', status.total_steps)
         % {'done': status.completed_steps, 'total': status.total_steps},
         'cancelable': not final and request.user.has_perm(CANCEL_STATUS, status),
+        'retryable': final and retrying.can_retry(status) and request.user.has_perm(RETRY_STATUS, status),
+        'retried_as_url': retried_as_url(request, status),
         'artifacts': [artifact_item(artifact) for artifact in status.artifacts.order_by('created', 'id')],
         'children': [summary(child, now) for child in children(status)],
     })
@@ -122,8 +126,17 @@ def snapshot(request, status, fragments=False):
         snapshot['fragments'] = {
             'artifacts': render_to_string('user_tasks/_artifacts.html', {'task': snapshot}, request),
             'children': render_to_string('user_tasks/_children.html', {'task': snapshot}, request),
+            'retry': render_to_string('user_tasks/_retry.html', {'task': snapshot}, request),
         }
     return snapshot
+
+
+def retried_as_url(request, status):
+    """The page of the task that tried this one again, when there is one the user may see ('' otherwise)."""
+    new = retrying.retried_as(status)
+    if new is None or not request.user.has_perm(VIEW_STATUS, new):
+        return ''
+    return reverse('user_tasks:task-detail', kwargs={'uuid': new.uuid})
 
 
 def children(status):

@@ -1,5 +1,5 @@
 """
-The human status pages: "my tasks", one page per task, its live-update feed, cancel and downloads.
+The human status pages: "my tasks", one page per task, its live-update feed, cancel, try again and downloads.
 
 Every view needs a login (the host's ``LOGIN_URL``) and asks the same object permissions as
 the REST API, through ``user.has_perm(perm, obj)``: a task or artifact the user may not
@@ -13,7 +13,8 @@ script stops once the task is final.  Artifact files are streamed from their sto
 ``artifact_download``, so they never need a public URL.
 
 The views load rows and check permissions; ``user_tasks.pages.presenters`` shapes what
-they show.  Layer: adapters.  Imports the presenters, the domain and the leaves.
+they show.  Layer: adapters.  Imports the presenters, ``retrying`` (Celery layer), the domain
+and the leaves.
 """
 import hashlib
 import json
@@ -31,13 +32,16 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from user_tasks import retrying
 from user_tasks.conf import settings
+from user_tasks.exceptions import ArgumentsNotStorable, RetryRefused, TooManyActiveTasks
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.page_headers import no_framing
 from user_tasks.pages import presenters
 
 VIEW_STATUS = 'user_tasks.view_usertaskstatus'
 CANCEL_STATUS = presenters.CANCEL_STATUS
+RETRY_STATUS = presenters.RETRY_STATUS
 VIEW_ARTIFACT = 'user_tasks.view_usertaskartifact'
 
 #: Rows per page of the task lists.
@@ -131,10 +135,15 @@ def _query(request, page):
 @require_safe
 @login_required
 def task_detail(request, uuid):
-    """The page of one task: state, progress, stage, attempts, children, artifacts, cancel."""
-    status = _visible_status(request, uuid)
+    """The page of one task: state, progress, stage, attempts, children, artifacts, cancel, try again."""
+    return _detail_page(request, _visible_status(request, uuid))
+
+
+def _detail_page(request, status, error=None, code=200):
+    """Render the task page, with ``error`` (a refused "Try again") shown above the task."""
     snapshot = presenters.snapshot(request, status)
     context = {
+        'error': error,
         'task': snapshot,
         'status': status,
         'etag': _etag_of(status),
@@ -142,7 +151,7 @@ def task_detail(request, uuid):
         'poll_interval': POLL_INTERVAL_MS,
         'parent': status.parent if status.parent_id and request.user.has_perm(VIEW_STATUS, status.parent) else None,
     }
-    return render(request, 'user_tasks/task_detail.html', context)
+    return render(request, 'user_tasks/task_detail.html', context, status=code)
 
 
 @never_cache
@@ -183,6 +192,28 @@ def task_cancel(request, uuid):
                                            require_https=request.is_secure()):
         target = reverse('user_tasks:task-detail', kwargs={'uuid': status.uuid})
     return redirect(target)
+
+
+@no_framing
+@require_POST
+@login_required
+def task_retry(request, uuid):
+    """
+    Try a failed or canceled task again (POST, with the CSRF token) and go to the new task's page.
+
+    A refusal shows the task page again with the reason: 429 Too Many Requests when the
+    user has too many active tasks of the kind (``TooManyActiveTasks``), 409 Conflict otherwise.
+    """
+    status = _visible_status(request, uuid)
+    if not request.user.has_perm(RETRY_STATUS, status):
+        raise PermissionDenied
+    try:
+        new, _created = retrying.retry(status)
+    except TooManyActiveTasks as exc:
+        return _detail_page(request, status, error=str(exc), code=429)
+    except (RetryRefused, ArgumentsNotStorable) as exc:
+        return _detail_page(request, status, error=str(exc), code=409)
+    return redirect('user_tasks:task-detail', uuid=new.uuid)
 
 
 @no_framing
@@ -239,5 +270,4 @@ def _etag(status):
 def _if_none_match(request):
     header = request.headers.get('If-None-Match', '')
     return {tag.strip().removeprefix('W/') for tag in header.split(',') if tag.strip()}
-
 

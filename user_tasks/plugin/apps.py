@@ -15,7 +15,7 @@ import rules
 from django.apps import AppConfig
 from edx_django_utils.plugins import PluginSettings, PluginURLs
 
-from user_tasks.rules import PERMISSIONS, add_rules
+from user_tasks.rules import NEW_PERMISSIONS, PERMISSIONS, add_rules
 
 LOG = logging.getLogger(__name__)
 
@@ -57,7 +57,14 @@ def register_rules():
     """
     present = [name for name in PERMISSIONS if rules.perm_exists(name)]
     if present:
-        # add_rules() would replace the host's own predicates; leave them all alone.
+        # add_rules() would replace the host's own predicates; leave them all alone, but
+        # give a host that defines every 4.0 permission the ones 4.0 did not have.
+        legacy = [name for name in PERMISSIONS if name not in NEW_PERMISSIONS]
+        if all(name in present for name in legacy):
+            for name in NEW_PERMISSIONS:
+                if name not in present:
+                    rules.add_perm(name, PERMISSIONS[name])
+            return False
         if len(present) != len(PERMISSIONS):
             LOG.warning('user_tasks plugin: the host defines only some user_tasks permissions (%s); '
                         'not adding the default rules', ', '.join(present))

@@ -24,6 +24,12 @@ result['new_columns_before'] = {
                                                                                  'finished')
     if started or heartbeat or finished
 }
+result['oep3_columns_before'] = {
+    str(uuid): [key, arguments, retried_as]
+    for uuid, key, arguments, retried_as in UserTaskStatus.objects.values_list('uuid', 'concurrency_key', 'arguments',
+                                                                                'retried_as')
+    if key is not None or arguments is not None or retried_as is not None
+}
 steps = {}
 
 # Lookups by uuid still work (MariaDB's char(32) -> native uuid conversion matters here).
@@ -71,6 +77,25 @@ steps['pending_failed'] = [pending_row.state,
 new = UserTaskStatus.objects.create(user=custom.user, task_id='after-upgrade', task_class='x.y', name='new',
                                     total_steps=BIG)
 steps['new_row'] = [UserTaskStatus.objects.get(uuid=new.uuid).total_steps, UserTaskStatus.objects.count()]
+
+# OEP-3 on the upgraded table (migration 0008): one active row per (user, class, key).
+from django.db import IntegrityError, transaction  # noqa: E402
+
+keyed = UserTaskStatus.objects.create(user=custom.user, task_id='keyed-1', task_class='x.keyed', name='k',
+                                      total_steps=1, concurrency_key='course-1')
+try:
+    with transaction.atomic():
+        UserTaskStatus.objects.create(user=custom.user, task_id='keyed-2', task_class='x.keyed', name='k',
+                                      total_steps=1, concurrency_key='course-1')
+    refused = False
+except IntegrityError:
+    refused = True
+keyed.fail('ended')
+again = UserTaskStatus.objects.create(user=custom.user, task_id='keyed-3', task_class='x.keyed', name='k',
+                                      total_steps=1, concurrency_key='course-1')
+steps['oep3'] = {'second_keyed_refused': refused,
+                 'key_after_fail': UserTaskStatus.objects.get(pk=keyed.pk).concurrency_key,
+                 'keyed_again_after_end': again.pk is not None}
 result['steps'] = steps
 
 with open(sys.argv[1], 'w', encoding='utf-8') as handle:

@@ -69,6 +69,9 @@
     if (task.fragments) {
       setFragment('ut-artifacts', task.fragments.artifacts);
       setFragment('ut-children', task.fragments.children);
+      if (byId('ut-retry')) {
+        setFragment('ut-retry', task.fragments.retry);
+      }
       byId('ut-children').hidden = !task.is_container;
     }
     var form = byId('ut-cancel-form');

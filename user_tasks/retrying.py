@@ -1,0 +1,94 @@
+"""
+Trying a failed or canceled task again (OEP-3 "Try again").
+
+A task whose class sets ``retryable = True`` keeps the arguments of its call on its row
+(``user_tasks.admission``).  ``retry(status)`` publishes the same task with the same
+arguments, hence the same user, as a new row, subject to the task's concurrency key and
+per-user limit like any publish; the old row stays and links to the new one
+(``retried_as``).  A row is tried again at most once: the link is written by a
+conditional UPDATE in the transaction that locked the row and recorded the new task, and
+the message is only sent once that transaction commits.
+
+The REST route ``tasks/<uuid>/retry/`` and the task page's "Try again" button call it;
+both ask the ``user_tasks.retry_usertaskstatus`` object permission first.
+"""
+from celery import current_app
+from celery.utils import uuid
+from django.db import router
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from user_tasks import commit
+from user_tasks.exceptions import RetryRefused
+from user_tasks.models import UserTaskStatus
+from user_tasks.tasks import UserTaskMixin
+
+#: States a task can be tried again from.
+RETRYABLE_STATES = (UserTaskStatus.FAILED, UserTaskStatus.CANCELED)
+
+
+def _task_of(status):
+    """The registered retryable UserTask of ``status``, or None."""
+    if status.is_container or status.parent_id is not None:
+        return None
+    task = current_app.tasks.get(status.task_class)
+    if not isinstance(task, UserTaskMixin) or not getattr(task, 'retryable', False):
+        return None
+    return task
+
+
+def check(status):
+    """Return the task to publish again for ``status``, or raise ``RetryRefused`` saying why not."""
+    task = _task_of(status)
+    if task is None:
+        raise RetryRefused('not_retryable', _('This task cannot be tried again.'))
+    if status.state not in UserTaskStatus.FINAL_STATES:
+        raise RetryRefused('not_ended', _('This task has not ended yet; it can be tried again once it has.'))
+    if status.state == UserTaskStatus.SUCCEEDED:
+        raise RetryRefused('succeeded', _('This task succeeded; only a failed or canceled task can be tried again.'))
+    if status.retried_as is not None:
+        raise RetryRefused('already_retried', _('This task has already been tried again.'))
+    if not isinstance(status.arguments, dict):
+        raise RetryRefused('not_retryable', _('This task cannot be tried again: its arguments were not kept.'))
+    return task
+
+
+def can_retry(status):
+    """Whether ``check(status)`` passes (for showing a "Try again" button)."""
+    try:
+        check(status)
+    except RetryRefused:
+        return False
+    return True
+
+
+def retry(status):
+    """
+    Publish the task of a Failed or Canceled ``status`` again; return ``(new status, created)``.
+
+    ``created`` is False when an identical task was already active (its concurrency key):
+    the old row then links to that task.  Raises ``RetryRefused``, ``TooManyActiveTasks``
+    (nothing written, nothing sent) or ``ArgumentsNotStorable``.
+    """
+    alias = router.db_for_write(UserTaskStatus)
+    with commit.atomic(using=alias):  # the publish waits for it (and for the caller's commit)
+        # Locked until the new row is linked: a second, concurrent "Try again" waits, then sees the link.
+        locked = UserTaskStatus.objects.select_for_update().get(pk=status.pk)
+        task = check(locked)
+        task_id = uuid()
+        arguments = locked.arguments
+        result = task.apply_async(args=arguments.get('args') or (), kwargs=arguments.get('kwargs') or {},
+                                  task_id=task_id)
+        new = UserTaskStatus.objects.get(task_id=result.id)
+        UserTaskStatus.objects.filter(Q(pk=locked.pk) & Q(retried_as__isnull=True)).update(
+            retried_as=new.uuid, modified=timezone.now())
+    status.retried_as = new.uuid
+    return new, result.id == task_id
+
+
+def retried_as(status):
+    """The row that tried ``status`` again, or None (none yet, or purged since)."""
+    if status.retried_as is None:
+        return None
+    return UserTaskStatus.objects.filter(uuid=status.retried_as).first()
