@@ -17,10 +17,12 @@ help:
 $(PY):
 	$(PYTHON_SYS) -m venv $(VENV)
 
-# Re-install only when setup.py changes (the install is editable).
-$(VENV)/.stamp: setup.py | $(PY)
+# Re-install only when setup.py changes (the install is editable). The Tutor plugin
+# (tutor/, its own distribution, which brings tutor 22.x) is installed in the same pip
+# run, so one resolver picks versions that suit both (tests/test_tutor_plugin.py).
+$(VENV)/.stamp: setup.py tutor/pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,docs]'
+	$(PY) -m pip install -q -e '.[test,docs]' -e ./tutor
 	touch $@
 
 $(VENV)/.stamp-demo: setup.py | $(PY)
@@ -99,7 +101,7 @@ docs: $(VENV)/.stamp
 
 # ruff (ruff.toml), then the layers and the import graph (.importlinter).
 quality: $(VENV)/.stamp-quality
-	$(VENV)/bin/ruff check $(wildcard user_tasks tests example bench)
+	$(VENV)/bin/ruff check $(wildcard user_tasks tests example bench tutor)
 	$(VENV)/bin/lint-imports --config .importlinter
 
 bench: $(VENV)/.stamp

@@ -149,7 +149,12 @@ if os.environ.get('USER_TASKS_TEST_TERMINATE_AFTER'):
 # The observability test's worker (tests/integration/test_observability.py): its metrics
 # exporter's address, recycled children, and its spans written to a file (tests/span_file.py).
 if os.environ.get('USER_TASKS_TEST_METRICS_PORT'):
-    USER_TASKS_METRICS_PORT = os.environ['USER_TASKS_TEST_METRICS_PORT']
+    _metrics_host, _, _metrics_port = os.environ['USER_TASKS_TEST_METRICS_PORT'].rpartition(':')
+    USER_TASKS_METRICS_PORT = int(_metrics_port)
+    if _metrics_host:
+        USER_TASKS_METRICS_ADDRESS = _metrics_host
+if os.environ.get('USER_TASKS_TEST_METRICS_TOKEN'):
+    USER_TASKS_METRICS_TOKEN = os.environ['USER_TASKS_TEST_METRICS_TOKEN']
 if os.environ.get('USER_TASKS_TEST_MAX_TASKS_PER_CHILD'):
     CELERY_WORKER_MAX_TASKS_PER_CHILD = int(os.environ['USER_TASKS_TEST_MAX_TASKS_PER_CHILD'])
 if os.environ.get('USER_TASKS_TEST_SPAN_FILE'):

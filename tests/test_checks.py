@@ -43,6 +43,10 @@ BAD = [
     ('USER_TASKS_MAX_ACTIVE_PER_USER', [('tests.tasks.limited_task', 3)], 'E015'),
     ('USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES', 0, 'E016'),
     ('USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES', '64k', 'E016'),
+    ('USER_TASKS_METRICS_ADDRESS', '', 'E020'),
+    ('USER_TASKS_METRICS_ADDRESS', 9101, 'E020'),
+    ('USER_TASKS_METRICS_DATABASE_GAUGES', 'no', 'E021'),
+    ('USER_TASKS_TRACE_EXCEPTION_MESSAGES', 1, 'E022'),
 ]
 
 
@@ -58,6 +62,9 @@ def test_defaults_and_good_values_pass(settings):
     settings.USER_TASKS_MAX_AGE_BY_STATE = {'Failed': timedelta(days=90)}
     settings.USER_TASKS_TERMINATE_AFTER = {'tests.tasks.sleepy_task': 0.5}
     settings.USER_TASKS_METRICS_PORT = 9100
+    settings.USER_TASKS_METRICS_ADDRESS = '0.0.0.0'
+    settings.USER_TASKS_METRICS_DATABASE_GAUGES = False
+    settings.USER_TASKS_TRACE_EXCEPTION_MESSAGES = True
     settings.USER_TASKS_STATUS_FILTERS = ['user_tasks.filters.StatusFilterBackend']
     settings.USER_TASKS_MAX_ACTIVE_PER_USER = {'tests.tasks.limited_task': 3, 'tests.tasks.sample_task': None}
     settings.USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES = 1024

@@ -21,7 +21,10 @@ FINAL_COMPARISON = re.compile(r'\s*(==|!=|>=|<=|>|<)\s*[0-9.e+-]+\s*$')
 EXPECTED_ALERTS = {
     'UserTasksHighFailureRate', 'UserTasksNotStarting', 'UserTasksQueueWaitHigh', 'UserTasksDurationHigh',
     'UserTasksRetryStorm', 'UserTasksInProgressNotCompleting', 'UserTasksApiErrors', 'UserTasksTelemetryErrors',
+    'UserTasksBacklogGrowing', 'UserTasksStaleInProgress', 'UserTasksReaperNotRunning', 'UserTasksPurgeNotRunning',
 }
+DOCS = Path(__file__).resolve().parent.parent / 'docs' / 'observability.rst'
+RUNBOOK = 'https://django-user-tasks.readthedocs.io/en/latest/observability.html#'
 
 
 def promtool():
@@ -67,9 +70,27 @@ def alert_bases():
 def test_alerts_cover_the_issue_and_are_documented():
     rules = alert_rules()
     assert {rule['alert'] for rule in rules} == EXPECTED_ALERTS
+    docs = DOCS.read_text()
     for rule in rules:
         assert rule['labels']['severity'] in ('info', 'warning', 'critical')
         assert rule['annotations']['summary'] and rule['annotations']['description']
+        # A runbook anchor that exists in the docs (an explicit label, as Sphinx lowercases it).
+        runbook = rule['annotations']['runbook_url']
+        assert runbook == f"{RUNBOOK}alert-{rule['alert'].lower()}", rule['alert']
+        assert f".. _alert-{rule['alert']}:" in docs, rule['alert']
+        assert rule['annotations']['dashboard_url'] == f"/d/{dashboard()['uid']}/user-tasks", rule['alert']
+
+
+def test_healthy_web_only_site_case_covers_every_alert():
+    """The promtool case of a site scraping only its web processes expects no alert, for every rule."""
+    cases = yaml.safe_load(RULE_TESTS.read_text())['tests']
+    (healthy,) = [case for case in cases if all(not test['exp_alerts'] for test in case['alert_rule_test'])
+                  and {test['alertname'] for test in case['alert_rule_test']} == EXPECTED_ALERTS]
+    jobs = {re.search(r'job="(\w+)"', series['series']).group(1) for series in healthy['input_series']}
+    assert jobs == {'lms', 'cms'}  # the web processes only: no worker target
+    names = {series['series'].split('{')[0] for series in healthy['input_series']}
+    assert {'user_tasks_started_total', 'user_tasks_submitted_total', 'user_tasks_oldest_pending_age_seconds',
+            'user_tasks_last_reaper_run_timestamp_seconds', 'user_tasks_tasks'} <= names
 
 
 def test_promtool_check_rules():

@@ -9,11 +9,14 @@ from opentelemetry.trace import StatusCode
 from tests import unit_tasks
 from tests.conftest import wait_until
 from tests.tasks import failing_task, retrying_task, sample_task
-from user_tasks import metrics
+from user_tasks import lifecycle, metrics
+from user_tasks.conf import settings as ut_settings
+from user_tasks.metrics.prometheus import error_type
 from user_tasks.models import UserTaskStatus
 
 _EXPORTER = InMemorySpanExporter()
 _PROCESSOR = SimpleSpanProcessor(_EXPORTER)
+MESSAGING = ('messaging.system', 'messaging.destination.name', 'messaging.operation.type', 'messaging.operation.name')
 
 
 @pytest.fixture(scope='session')
@@ -56,8 +59,18 @@ def test_execute_joins_the_publishing_trace(protocol, worker, user, spans):
     assert submit.parent.span_id == request.get_span_context().span_id
     assert execute.context.trace_id == request.get_span_context().trace_id
     assert execute.parent.span_id == request.get_span_context().span_id
-    assert execute.kind == trace.SpanKind.INTERNAL
+    assert execute.kind == trace.SpanKind.CONSUMER
+    assert submit.kind == trace.SpanKind.PRODUCER
     attributes = dict(execute.attributes)
+    queue = sample_task.app.amqp.router.route({}, sample_task.name)['queue'].name
+    assert {key: attributes[key] for key in MESSAGING} == {
+        'messaging.system': 'celery', 'messaging.destination.name': queue,
+        'messaging.operation.type': 'process', 'messaging.operation.name': 'process'}
+    submitted = dict(submit.attributes)
+    assert {key: submitted[key] for key in MESSAGING} == {
+        'messaging.system': 'celery', 'messaging.destination.name': queue,
+        'messaging.operation.type': 'send', 'messaging.operation.name': 'send'}
+    assert submitted['messaging.message.id'] == result.id
     assert attributes['user_tasks.task.name'] == 'tests.tasks.sample_task'
     assert attributes['user_tasks.status.id'] == str(status.uuid)
     assert attributes['messaging.message.id'] == result.id
@@ -72,9 +85,38 @@ def test_execute_joins_the_publishing_trace(protocol, worker, user, spans):
 def test_error_only_on_final_failure(worker, user, spans):
     _, _, (execute,), _ = run(failing_task, user, spans, message='disk full')
     assert execute.status.status_code == StatusCode.ERROR
-    assert execute.status.description == 'disk full'
-    assert dict(execute.attributes)['error.type'] == 'builtins.ValueError'
-    assert [event.name for event in execute.events] == ['exception']
+    # The class, never the message (it can hold user data), spelt as the metrics' error_type label.
+    assert execute.status.description == 'ValueError'
+    assert dict(execute.attributes)['error.type'] == 'ValueError' == error_type(ValueError())
+    (event,) = execute.events
+    assert event.name == 'exception'
+    assert dict(event.attributes)['exception.message'] == 'ValueError'
+    assert 'disk full' not in repr(dict(event.attributes))
+
+
+def test_error_message_only_when_allowed(worker, user, spans):
+    ut_settings.USER_TASKS_TRACE_EXCEPTION_MESSAGES = True
+    try:
+        _, _, (execute,), _ = run(failing_task, user, spans, message='disk full')
+    finally:
+        del ut_settings.USER_TASKS_TRACE_EXCEPTION_MESSAGES
+    assert execute.status.description == 'ValueError: disk full'
+    assert dict(execute.events[0].attributes)['exception.message'] == 'disk full'
+
+
+@pytest.mark.django_db
+def test_submit_failure_names_the_class_only(make_status, spans):
+    status = make_status()
+    address = '@'.join(('alice', 'example.com'))  # not in the source line the stack trace quotes
+
+    def record(status):
+        raise KeyError(address)
+    with pytest.raises(KeyError):
+        lifecycle.around(lifecycle.SUBMIT, status, record, status)
+    (submit,) = named(spans, 'user_tasks.submit')
+    assert submit.status.status_code == StatusCode.ERROR
+    assert submit.status.description == 'KeyError'
+    assert 'alice@example.com' not in repr(dict(submit.events[0].attributes))
 
 
 def test_retried_attempt_is_not_an_error(worker, user, spans):

@@ -95,6 +95,10 @@ RULES = {
     'USER_TASKS_MAX_ACTIVE_PER_USER': ('E015', _max_active_per_user,
                                        'a dict mapping task names to None or an integer of at least 0'),
     'USER_TASKS_RETRY_ARGUMENTS_MAX_BYTES': ('E016', _count_of_at_least_one, 'an integer of at least 1'),
+    'USER_TASKS_METRICS_ADDRESS': ('E020', lambda v: isinstance(v, str) and v.strip() != '',
+                                   'the address the worker exporter listens on (a non-empty string)'),
+    'USER_TASKS_METRICS_DATABASE_GAUGES': ('E021', lambda v: isinstance(v, bool), 'True or False'),
+    'USER_TASKS_TRACE_EXCEPTION_MESSAGES': ('E022', lambda v: isinstance(v, bool), 'True or False'),
 }
 
 

@@ -141,6 +141,8 @@ class UserTaskStatus(TimeStampedModel):
             models.Index(fields=['user', 'created', 'id'], name='usertask_user_created_idx'),
             models.Index(fields=['created', 'id'], name='usertask_created_idx'),
             models.Index(fields=['state', 'finished'], name='usertask_state_finished_idx'),
+            # The rows still running or waiting, by state and task, read at each metrics scrape (0010).
+            models.Index(fields=['finished', 'state', 'task_class'], name='usertask_active_idx'),
         ]
         constraints = [
             # One active task per (user, class, key): NULLs are distinct in unique indexes on
@@ -725,3 +727,28 @@ class UserTaskArtifact(TimeStampedModel):
         else:
             content = self.text
         return f'<UserTaskArtifact: ({self.name}) {content}>'
+
+
+class PeriodicJobRun(models.Model):
+    """
+    When each periodic job (the reaper, the purge) last ran: one row per job.
+
+    Kept in the database because the jobs run in a worker or a cron container while the
+    web ``/metrics`` view of any process must report it (a process-local cache would not
+    be seen there).  One UPDATE per run.
+    """
+
+    REAPER = 'reaper'
+    PURGE = 'purge'
+
+    job = models.CharField(max_length=64, unique=True)
+    last_run = models.DateTimeField()
+
+    def __str__(self):
+        return f'<PeriodicJobRun: {self.job} {self.last_run.isoformat()}>'
+
+    @classmethod
+    def record(cls, job, when):
+        """Note that ``job`` ran at ``when``: an UPDATE, plus an INSERT the very first time."""
+        if not cls.objects.filter(job=job).update(last_run=when):
+            cls.objects.update_or_create(job=job, defaults={'last_run': when})

@@ -8,7 +8,8 @@ reaper (a periodic task and the ``reap_stale_user_tasks`` command) then fails ev
 running row whose heartbeat is older than ``USER_TASKS_STALE_AFTER``, and every
 waiting row older than ``USER_TASKS_PENDING_TIMEOUT`` (its message was lost or
 expired).  Each recovery goes through the model's transitions (``recover``), so it is
-announced like any other end, and is logged and counted.
+announced like any other end, and is logged and counted.  Each run is recorded in
+``PeriodicJobRun``, so the metrics can tell whether the reaper still runs.
 
 Layer: operations.  Imports the domain, the hub and the leaves.
 """
@@ -24,7 +25,7 @@ from django.utils.translation import gettext_noop
 
 from user_tasks import checks
 from user_tasks.conf import settings
-from user_tasks.models import UserTaskStatus
+from user_tasks.models import PeriodicJobRun, UserTaskStatus
 
 LOG = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def reap(now=None):
         counts['canceled_stopped'] += status.mark_stopped()
     if any(counts.values()):
         LOG.warning('Reaped user tasks: %s', counts)
+    PeriodicJobRun.record(PeriodicJobRun.REAPER, now)  # read by every web process's /metrics
     return counts
 
 

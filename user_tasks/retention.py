@@ -6,7 +6,7 @@ before that column existed) is older than its state's max age
 (``USER_TASKS_MAX_AGE_BY_STATE``, falling back to ``USER_TASKS_MAX_AGE``).  Only
 final rows are purged, leaves first, so a container goes only after all its children
 have; each DELETE touches at most ``USER_TASKS_PURGE_BATCH_SIZE`` rows and no row is
-loaded as a model instance.
+loaded as a model instance.  Each run is recorded in ``PeriodicJobRun``.
 
 Layer: operations.  Imports the domain, the hub and the leaves; what a purge deleted is
 told through ``lifecycle.announce_purged``.
@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from user_tasks import checks, lifecycle
 from user_tasks.conf import get_storage, settings
-from user_tasks.models import UserTaskArtifact, UserTaskStatus
+from user_tasks.models import PeriodicJobRun, UserTaskArtifact, UserTaskStatus
 
 LOG = logging.getLogger(__name__)
 
@@ -84,5 +84,6 @@ def purge(now=None, batch_size=None):
         query = UserTaskStatus.objects.filter(id__in=ids)
         counts['status'] += query._raw_delete(query.db)
     LOG.info('Purged %(status)d user task statuses, %(artifact)d artifacts and %(file)d files', counts)
+    PeriodicJobRun.record(PeriodicJobRun.PURGE, now)  # read by every web process's /metrics
     lifecycle.announce_purged(UserTaskStatus, counts)
     return counts

@@ -41,13 +41,14 @@ def user_task_name(kwargs):
 
 def error_type(exception):
     """
-    The fully qualified class name of ``exception``, e.g. ``builtins.ValueError``.
+    The qualified class name of ``exception``, with its module unless it is a builtin.
 
-    The one spelling of an error's type: span attributes (``error.type``) use it as is,
-    the ``error_type`` metric label drops the ``builtins.`` prefix and caps the set.
+    ``ValueError``, ``billiard.exceptions.WorkerLostError``: the one spelling of an
+    error's type, in span attributes (``error.type``) and in the ``error_type`` metric
+    label (which also caps the set of values).
     """
     cls = type(exception)
-    return f'{cls.__module__}.{cls.__qualname__}'
+    return cls.__qualname__ if cls.__module__ == 'builtins' else f'{cls.__module__}.{cls.__qualname__}'
 
 
 def extract_proto2_headers(id, retries=0, eta=None, expires=None, group=None, timelimit=None,  # noqa: A002

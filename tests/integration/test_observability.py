@@ -13,12 +13,15 @@ One module-wide run (the ``observed`` fixture) starts
   (``tests/span_file.py``);
 
 then runs succeeding, failing, retrying (and retried-to-death) and canceled tasks, each
-published inside a span of this process, and calls the status REST API on the live
-server.  The tests then evaluate every PromQL expression of the Grafana dashboard and
-every alert expression without its final comparison through Prometheus' HTTP API (each
-must return data), lint both scrape bodies with ``promtool check metrics``, check that
-the totals of recycled children survive while the multiprocess directory stays bounded,
-and check the worker's spans against this process's.
+published inside a span of this process, runs the reaper and the purge through the worker
+(as the Tutor plugin's beat does), and calls the status REST API on the live server.  The
+tests then evaluate every PromQL expression of the Grafana dashboard and every alert
+expression without its final comparison through Prometheus' HTTP API (each must return
+data), check that no alert fires and that the alerts on the database gauges are quiet on
+this healthy site, lint both scrape bodies with ``promtool check metrics``, check that the
+totals of recycled children survive while the multiprocess directory stays bounded, and
+check the worker's spans against this process's.  The worker's exporter requires the
+same bearer token as the web view.
 
 It runs in the PostgreSQL + Redis pass of ``make test-integration`` only: what it checks
 does not depend on the database or broker, and a second run would only double its time.
@@ -54,8 +57,10 @@ from tests.celery import app as celery_app
 from tests.integration.workers import FaultWorker, alive, children_of, free_port, wait_for
 from tests.tasks import failing_task, retrying_task, sample_task, slow_task
 from user_tasks.conf import settings as ut_settings
+from user_tasks.metrics import database as ut_database
 from user_tasks.metrics import prometheus as ut_prometheus
-from user_tasks.models import UserTaskStatus
+from user_tasks.models import PeriodicJobRun, UserTaskStatus
+from user_tasks.tasks import purge_old_user_tasks, reap_stale_user_tasks
 
 pytestmark = [
     pytest.mark.django_db(transaction=True), pytest.mark.timeout(150),
@@ -89,8 +94,15 @@ ACTIVE_PANELS = (
     'Submitted and started per queue', 'Failures by task', 'Retries by task', 'Top error types',
     'Duration (heatmap)', 'Duration p50 / p95 / p99 by task', 'Queue wait (heatmap)', 'Queue wait p95 by queue',
     'Steps completed per second', 'Canceled per second', 'Requests by operation', 'Latency p95 by operation',
-    'Scrape targets up', 'Versions',
+    'Scrape targets up', 'Versions', 'Since the last reaper run', 'Since the last purge run',
 )
+# The panels of the database gauges (issue 14): each must have data from the web job alone.
+DATABASE_PANELS = ('Oldest pending age', 'Stale in progress', 'Since the last reaper run', 'Since the last purge run',
+                   'Unfinished tasks by state', 'Waiting tasks by task')
+# Alerts on the database gauges: their whole expression (comparison included) is false on this healthy run.
+QUIET_ALERTS = ('UserTasksNotStarting', 'UserTasksStaleInProgress', 'UserTasksReaperNotRunning',
+                'UserTasksPurgeNotRunning', 'UserTasksApiErrors', 'UserTasksTelemetryErrors',
+                'UserTasksInProgressNotCompleting')
 # What the run publishes: (task, kwargs, final state, attempts).
 SUCCEEDING, FAILING, RETRIED, RETRIED_OUT = 6, 2, 2, 1
 
@@ -213,6 +225,8 @@ class Observed:
         self.published = []   # (kind, request span, AsyncResult)
         self.local_spans = []
         self.rows = {}        # task id -> final row
+        self.job_runs = {}    # job -> last run, as recorded
+        self.alerts = {}      # what Prometheus said about the alerts at the end of the run
 
 
 def _test_tracer_provider():
@@ -293,6 +307,7 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
                                 django_settings.DATABASES['default']['NAME'], concurrency=2, env={
                                     'PROMETHEUS_MULTIPROC_DIR': result.multiproc_dir,
                                     'USER_TASKS_TEST_METRICS_PORT': f'127.0.0.1:{exporter_port}',
+                                    'USER_TASKS_TEST_METRICS_TOKEN': TOKEN,
                                     'USER_TASKS_TEST_MAX_TASKS_PER_CHILD': str(MAX_TASKS_PER_CHILD),
                                     'USER_TASKS_TEST_SPAN_FILE': result.span_path,
                                 })
@@ -300,8 +315,12 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
         {'job_name': WEB_JOB, 'metrics_path': '/user_tasks/metrics',
          'authorization': {'type': 'Bearer', 'credentials': TOKEN},
          'static_configs': [{'targets': [live]}]},
-        {'job_name': WORKER_JOB, 'static_configs': [{'targets': [f'127.0.0.1:{exporter_port}']}]},
+        {'job_name': WORKER_JOB, 'authorization': {'type': 'Bearer', 'credentials': TOKEN},
+         'static_configs': [{'targets': [f'127.0.0.1:{exporter_port}']}]},
     ])
+    # The live server's metrics view reads the database at every scrape, all along the run.
+    unblocked = django_db_blocker.unblock()
+    unblocked.__enter__()  # pylint: disable=unnecessary-dunder-call
     try:
         result.worker.start()
         result.prometheus.start()
@@ -318,6 +337,7 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
             password = uuid.uuid4().hex
             user = get_user_model().objects.create_user(f'obs-{RUN}', password=password, is_superuser=True)
             _run_tasks(result, local, user)
+            _run_periodic_jobs()
             result.rows.update({row.task_id: row for row in UserTaskStatus.objects.filter(
                 task_id__in=[published.id for _, _, published in result.published])})
             _api_calls(result, live_server, user, password)
@@ -327,11 +347,23 @@ def observed(integration_services, django_db_setup, django_db_blocker, live_serv
                   lambda: prom.value(f'sum(user_tasks_completed_total{{job="{WORKER_JOB}"}})') == expected, 20)
         wait_for('prometheus to scrape the API requests',
                   lambda: (prom.value(f'sum(user_tasks_api_requests_total{{job="{WEB_JOB}"}})') or 0) >= 4, 20)
+        ut_database.clear_cache()
+        try:
+            wait_for('prometheus to scrape the periodic jobs\' runs from the web view', lambda: all(
+                (prom.value(f'max(user_tasks_last_{job}_run_timestamp_seconds{{job="{WEB_JOB}"}})') or 0) > 0
+                for job in ('reaper', 'purge')), 20)
+        except pytest.fail.Exception:
+            body = http_get(result.web_url, headers={'Authorization': f'Bearer {TOKEN}'}).text
+            pytest.fail('the web view does not show the periodic jobs: '
+                        + '\n'.join(line for line in body.splitlines() if 'last_' in line or 'errors' in line),
+                        pytrace=False)
         time.sleep(2)  # a couple more scrapes, so every rate() window holds the final values
+        _snapshot_alerts(result)  # now: the transactional tests empty the tables after each test
         yield result
     finally:
         result.prometheus.stop()
         result.worker.stop()
+        unblocked.__exit__(None, None, None)  # pylint: disable=unnecessary-dunder-call
         celery_app.conf.task_default_queue = saved_queue
         ut_prometheus._routes.clear()
         del ut_settings.USER_TASKS_METRICS_TOKEN
@@ -375,6 +407,38 @@ def _run_tasks(observed, local, user):
         [span for span in span_file.read(observed.span_path) if span['name'] == 'user_tasks.execute'])
         >= SUCCEEDING + FAILING + 2 * RETRIED + 3 * RETRIED_OUT + 1, 15)
     assert local.get_finished_spans()
+
+
+def _snapshot_alerts(observed):
+    """Each alert's whole expression and the firing alerts, evaluated at the end of the healthy run."""
+    prom = observed.prometheus
+    observed.job_runs = {job: run.timestamp() for job, run in PeriodicJobRun.objects.values_list('job', 'last_run')}
+    rules = {rule['alert']: rule['expr'] for rule in alert_rules()}
+    observed.alerts = {
+        'firing': prom.query('ALERTS{alertstate="firing"}'),
+        'true': {name: prom.query(expr) for name, expr in rules.items()},
+        # The same check with the reaper's threshold below zero: it must see the condition (the check can fail).
+        'control': prom.query(rules['UserTasksReaperNotRunning'].replace('> 1200', '> -1')),
+        'since_reaper': prom.value(f'time() - max(user_tasks_last_reaper_run_timestamp_seconds{{job="{WEB_JOB}"}})'),
+        'reaper': prom.value(f'max(user_tasks_last_reaper_run_timestamp_seconds{{job="{WEB_JOB}"}})'),
+        'oldest_pending': prom.value(f'max(user_tasks_oldest_pending_age_seconds{{job="{WEB_JOB}"}})'),
+        'stale': prom.value(f'max(user_tasks_stale_in_progress{{job="{WEB_JOB}"}})'),
+        'jobs': {name: {series['metric']['job'] for series in prom.query(name)} for name in (
+            'user_tasks_tasks', 'user_tasks_oldest_pending_age_seconds', 'user_tasks_stale_in_progress',
+            'user_tasks_last_reaper_run_timestamp_seconds', 'user_tasks_last_purge_run_timestamp_seconds')},
+    }
+
+
+def _run_periodic_jobs():
+    """The reaper and the purge, sent to the worker as a beat would; wait until their runs are recorded."""
+    started = time.time()
+    reap_stale_user_tasks.delay()
+    purge_old_user_tasks.delay()
+
+    def recorded():
+        runs = dict(PeriodicJobRun.objects.values_list('job', 'last_run'))
+        return len(runs) == 2 and all(run.timestamp() >= started - 1 for run in runs.values())
+    wait_for('the worker to run the reaper and the purge', recorded, 30)
 
 
 # -- PromQL ------------------------------------------------------------------------------
@@ -446,6 +510,13 @@ def test_every_dashboard_query_returns_data(observed):
     # Both scrape targets feed the dashboard (the job variable offers both).
     jobs = {series['metric']['job'] for series in prom.query('user_tasks_build_info')}
     assert jobs == {WEB_JOB, WORKER_JOB}
+    # The database gauges' panels have data from the web job alone (no worker needed).
+    web_only = dict(VARIABLES, job=WEB_JOB)
+    for title, expr in queries:
+        if title in DATABASE_PANELS:
+            substituted = re.sub(r'\$(\w+)', lambda match: web_only[match.group(1)], expr)
+            assert prom.query(substituted), (title, substituted)
+    assert {title for title, _ in queries} >= set(DATABASE_PANELS)
 
 
 def test_every_dashboard_variable_has_values(observed):
@@ -482,8 +553,10 @@ def test_every_alert_expression_returns_data(observed):
 
 def test_scrape_bodies_pass_promtool_check_metrics(observed):
     web = http_get(observed.web_url, headers={'Authorization': f'Bearer {TOKEN}'})
-    worker = http_get(observed.exporter_url)
+    worker = http_get(observed.exporter_url, headers={'Authorization': f'Bearer {TOKEN}'})
     assert http_get(observed.web_url).status_code == 401
+    assert http_get(observed.exporter_url).status_code == 401   # the worker's exporter is guarded too
+    assert http_get(observed.exporter_url, headers={'Authorization': 'Bearer wrong'}).status_code == 403
     for name, response in (('web', web), ('worker', worker)):
         assert response.status_code == 200, (name, response.status_code)
         assert 'user_tasks_completed_total' in response.text
@@ -514,6 +587,26 @@ def test_recycled_children_keep_their_counts_and_the_directory_stays_bounded(obs
     assert len(names) <= 8 * (len(living) + 1), sorted(names)
 
 
+def test_no_alert_fires_on_a_healthy_run(observed):
+    alerts = observed.alerts
+    assert not alerts['firing'], alerts['firing']
+    assert set(QUIET_ALERTS) <= set(alerts['true'])
+    # The whole expression, comparison included, is false: not even pending.
+    true_now = {name: alerts['true'][name] for name in QUIET_ALERTS if alerts['true'][name]}
+    assert not true_now, true_now
+    assert alerts['control'], 'the same query with a threshold the run passes must return the condition'
+    # What those alerts read: the reaper and purge ran just now, nothing waits, nothing is stale.
+    assert 0 < alerts['since_reaper'] < 120
+    assert alerts['oldest_pending'] == 0 and alerts['stale'] == 0
+
+
+def test_database_gauges_come_from_the_web_view_only(observed):
+    for name, jobs in observed.alerts['jobs'].items():
+        assert jobs == {WEB_JOB}, (name, jobs)
+    assert set(observed.job_runs) == {PeriodicJobRun.REAPER, PeriodicJobRun.PURGE}
+    assert observed.alerts['reaper'] == pytest.approx(observed.job_runs[PeriodicJobRun.REAPER])
+
+
 # -- spans across the publish/execute boundary ---------------------------------------------
 
 def test_worker_spans_join_the_publishers_traces(observed):
@@ -537,12 +630,14 @@ def test_worker_spans_join_the_publishers_traces(observed):
         assert submit.parent.span_id == request_context.span_id
         for attempt, span in enumerate(spans, start=1):
             where = f'{kind} attempt {attempt}'
-            assert span['kind'] == 'INTERNAL', where
+            assert span['kind'] == 'CONSUMER', where
             assert span['trace_id'] == format(request_context.trace_id, '032x'), where
             assert span['parent_span_id'] in {format(request_context.span_id, '016x'),
                                               format(submit.context.span_id, '016x')}, where
             attributes = span['attributes']
             assert attributes['user_tasks.task.name'] == row.task_class, where
+            assert (attributes['messaging.system'], attributes['messaging.destination.name'],
+                    attributes['messaging.operation.type']) == ('celery', QUEUE, 'process'), where
             assert attributes['user_tasks.status.id'] == str(row.uuid), where
             assert attributes['user_tasks.attempt'] == attempt, where
             final = attempt == len(spans)
@@ -566,4 +661,8 @@ def test_worker_spans_join_the_publishers_traces(observed):
                 assert 'user_tasks.progress' in events, where
     failed = [span for spans in executes.values() for span in spans if span['status'] == 'ERROR']
     assert len(failed) == FAILING + RETRIED_OUT
-    assert {span['status_description'] for span in failed} == {'disk full', 'not yet'}
+    # The exception's class, never its message (which can hold user data).
+    assert {span['status_description'] for span in failed} == {'ValueError', 'RuntimeError'}
+    assert {span['attributes']['error.type'] for span in failed} == {'ValueError', 'RuntimeError'}
+    submit_kinds = {span.kind.name for span in observed.local_spans if span.name == 'user_tasks.submit'}
+    assert submit_kinds == {'PRODUCER'}

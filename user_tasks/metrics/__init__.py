@@ -12,8 +12,9 @@ knows (its clock, the queue a message came from, the trace context of a publish)
 path).  Telemetry never breaks a task or a request: an exception inside it is logged
 at debug level and counted in ``user_tasks_telemetry_errors_total``.
 
-Layer: adapters.  This package imports the hub and the leaves, never the domain or the
-Celery layer, and nothing in the core imports it (import-linter checks both).
+Layer: adapters.  This package imports the hub and the leaves, never the Celery layer;
+only ``database`` (the gauges a scrape reads from the tables) reads the domain's models.
+Nothing in the core imports it (import-linter checks it).
 """
 from celery.signals import (
     before_task_publish,
@@ -25,7 +26,7 @@ from celery.signals import (
 )
 
 from user_tasks import lifecycle
-from user_tasks.metrics import prometheus, tracing, worker
+from user_tasks.metrics import multiprocess, prometheus, tracing, worker
 
 _CELERY = (
     (before_task_publish, prometheus.on_publish, 'user_tasks.metrics.publish'),
@@ -66,6 +67,9 @@ def connect():
             def ready(self):
                 user_tasks.metrics.connect()
     """
+    # Before the first sample: files of an earlier boot must not be reopened (reused pids).
+    # Within a boot this reads one small file and changes nothing.
+    multiprocess.claim()
     for signal, receiver, uid in _CELERY:
         signal.connect(receiver, dispatch_uid=uid, weak=False)
     for signal, receiver, uid in _LIFECYCLE:

@@ -15,6 +15,13 @@ Merging and reading take an ``fcntl`` lock on ``.user_tasks.lock`` in the direct
 (exclusive to merge, shared to read), so a scrape through this module never sees a
 value both in the archive and in the dead process's file.
 
+Files never outlive their boot: after a container or machine restart pids start again
+from 1, and a new process whose pid an old one had would reopen that old file (a
+phantom ``in_progress``, counters that did not start from zero).  ``claim()`` runs at
+every process start, before the first sample is written: the directory keeps the boot
+id it was last used in (``.user_tasks.boot``), and a directory from another boot, or
+from before this check, is emptied first (docs/decisions/0009-multiprocess-boot-id.rst).
+
 Layer: adapters (inside ``user_tasks.metrics``).  Imports ``metrics.prometheus``.
 """
 import fcntl
@@ -31,6 +38,7 @@ LOG = logging.getLogger(__name__)
 
 ARCHIVE = 'archive'
 LOCK_NAME = '.user_tasks.lock'
+BOOT_NAME = '.user_tasks.boot'
 #: File prefixes whose values add up across processes, and so can be merged by summing.
 _SUMMED = ('counter', 'histogram', 'summary')
 #: Gauge modes that reduce across processes with a simple function.
@@ -51,6 +59,63 @@ def _locked(path, exclusive):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _read(path):
+    try:
+        with open(path, encoding='ascii') as stream:
+            return stream.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def boot_id():
+    """
+    An id of this boot of the machine *or container*: the kernel's boot id and pid 1's start time.
+
+    A container restart keeps the kernel (same ``boot_id``) but starts a new pid 1 in the
+    container's pid namespace, whose start time (in clock ticks since boot) differs.
+    """
+    parts = [_read('/proc/sys/kernel/random/boot_id') or '']
+    stat = _read('/proc/1/stat')
+    if stat and ')' in stat:
+        fields = stat.rsplit(')', 1)[1].split()
+        parts.append(fields[19] if len(fields) > 19 else '')  # field 22 of proc(5): starttime
+    return ':'.join(parts)
+
+
+def claim(path=None, current=None):
+    """
+    Make the directory this boot's before this process writes to it; return the files removed.
+
+    Same boot: nothing happens (other processes of this boot keep their files).  Another
+    boot, or no boot recorded: every ``.db`` file is removed, then this boot is recorded.
+    """
+    path = path or directory()
+    if not path:
+        return 0
+    try:
+        current = current if current is not None else boot_id()
+        boot_file = os.path.join(path, BOOT_NAME)
+        if _read(boot_file) == current:
+            return 0
+        removed = 0
+        with _locked(path, exclusive=True):
+            if _read(boot_file) == current:
+                return 0  # another process of this boot claimed it meanwhile
+            for name in os.listdir(path):
+                if name.endswith('.db'):
+                    os.remove(os.path.join(path, name))
+                    removed += 1
+            with open(boot_file + '.tmp', 'w', encoding='ascii') as stream:
+                stream.write(current)
+            os.replace(boot_file + '.tmp', boot_file)
+        if removed:
+            LOG.warning('user_tasks metrics: removed %d files of an earlier boot from %s', removed, path)
+        return removed
+    except Exception:  # noqa: BLE001  telemetry never breaks a process start
+        telemetry_error('merge')
+        return 0
 
 
 def _split(filename):

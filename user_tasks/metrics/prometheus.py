@@ -146,10 +146,10 @@ def error_type(exc):
     """
     The bounded ``error_type`` label of an exception: its class, or ``_other`` past the cap.
 
-    The class is spelled as ``user_tasks.utils.error_type`` spells it, without the
-    ``builtins.`` prefix (``ValueError``, ``billiard.exceptions.WorkerLostError``).
+    The class is spelled by ``user_tasks.utils.error_type``, as spans' ``error.type`` is
+    (``ValueError``, ``billiard.exceptions.WorkerLostError``).
     """
-    name = utils.error_type(exc).removeprefix('builtins.')
+    name = utils.error_type(exc)
     if name in _error_types:
         return name
     if len(_error_types) >= MAX_ERROR_TYPES:
@@ -173,7 +173,8 @@ def routed_queue(task_name, app=None):
     return queue
 
 
-def _delivery_queue(request):
+def delivery_queue(request):
+    """The routing key a running task's message came with (from its request), or None."""
     info = getattr(request, 'delivery_info', None) or {}
     return info.get('routing_key') or None
 
@@ -185,7 +186,7 @@ def queue_of(status):
         return queue
     request = getattr(current_task, 'request', None)
     if request is not None and getattr(request, 'id', None) == status.task_id:
-        queue = _delivery_queue(request)
+        queue = delivery_queue(request)
         if queue:
             return queue
     return routed_queue(status.task_class)
@@ -313,7 +314,7 @@ def on_prerun(sender=None, task_id=None, task=None, **kwargs):
         task = task or sender
         if not utils.is_user_task(task):
             return
-        queue = _delivery_queue(task.request) or routed_queue(task.name)
+        queue = delivery_queue(task.request) or routed_queue(task.name)
         _queues[task_id] = queue
         series = _ensure(task.name, queue)
         _running[task_id] = (time.monotonic(), series)

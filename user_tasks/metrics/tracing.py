@@ -1,16 +1,22 @@
 """
 OpenTelemetry spans of user tasks, through ``opentelemetry-api`` only.
 
-- ``user_tasks.submit``: around writing the rows of a publish (``lifecycle.SUBMIT``).
-- ``user_tasks.execute``: around the task body (``lifecycle.EXECUTE``).  Its parent
+- ``user_tasks.submit`` (PRODUCER): around writing the rows of a publish (``lifecycle.SUBMIT``).
+- ``user_tasks.execute`` (CONSUMER): around the task body (``lifecycle.EXECUTE``).  Its parent
   is the context the publisher put in the message headers (``traceparent``), or, when
   Celery's own instrumentation already runs a span, that span, with a link to the
   publisher.  It stays open until ``task_postrun`` so the lifecycle events of the
   attempt (progress, retry, the final state) land on it.
 - ``user_tasks.cancel``: around ``UserTaskStatus.cancel()`` (``lifecycle.CANCEL``).
 
-Status is ERROR only when the task finally fails; a retried attempt and a canceled
-task stay UNSET.  The exception of a failure or a retry comes with its lifecycle event.
+Both carry the OpenTelemetry messaging attributes (``messaging.system`` ``celery``,
+``messaging.destination.name`` the queue, ``messaging.operation.type`` ``send`` or
+``process``, ``messaging.message.id`` the Celery task id).  Status is ERROR only when the
+task finally fails; a retried attempt and a canceled task stay UNSET.  The exception of a
+failure or a retry comes with its lifecycle event.  ``error.type`` is spelt by
+``utils.error_type``, as the metrics' ``error_type`` label is; the status description
+and the exception event carry the exception's class, not its message (messages can hold
+user data), unless ``USER_TASKS_TRACE_EXCEPTION_MESSAGES``.
 The host configures the SDK and exporters; without one, all of this is the API's
 no-op.  Key attributes also go to edx-django-utils' custom attributes.
 
@@ -18,16 +24,21 @@ Layer: adapters.  Imports the hub and the leaves; ``user_tasks.metrics.connect()
 registers the three wrappers with ``lifecycle.register_around``.
 """
 import time
+import traceback
+from contextlib import contextmanager
 
 from celery import current_app
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from user_tasks import __version__, lifecycle, utils
-from user_tasks.metrics.prometheus import telemetry_error
+from user_tasks.conf import settings
+from user_tasks.metrics.prometheus import delivery_queue, queue_of, routed_queue, telemetry_error
 from user_tasks.recent import Recent
 
 TRACER_NAME = 'user_tasks'
+#: ``messaging.system``: the semantic conventions have no Celery value; Celery's own name is the honest one.
+MESSAGING_SYSTEM = 'celery'
 #: At most one progress event per span in this many seconds (the last step is always recorded).
 PROGRESS_INTERVAL = 5.0
 HEADERS = ('traceparent', 'tracestate', 'baggage')
@@ -96,6 +107,50 @@ def status_attributes(status):
     return attributes
 
 
+def _messaging(operation, queue):
+    """The messaging attributes of the semantic conventions for a ``send`` or ``process`` span."""
+    return {'messaging.system': MESSAGING_SYSTEM, 'messaging.destination.name': queue or 'unknown',
+            'messaging.operation.type': operation, 'messaging.operation.name': operation}
+
+
+def _mark_failed(span, exc):
+    """
+    ERROR status and the exception event, naming the exception's class.
+
+    The message is left out unless ``USER_TASKS_TRACE_EXCEPTION_MESSAGES``: a task's
+    exception text can quote its input (a file name, a course, an e-mail address).
+    """
+    if exc is None:
+        span.set_status(Status(StatusCode.ERROR, 'Failed'))
+        return
+    name = utils.error_type(exc)
+    if settings.USER_TASKS_TRACE_EXCEPTION_MESSAGES:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f'{name}: {exc}'))
+    else:
+        stack = traceback.TracebackException.from_exception(exc).stack.format()
+        span.record_exception(exc, attributes={
+            'exception.message': name,
+            'exception.stacktrace': ''.join(['Traceback (most recent call last):\n', *stack, name, '\n']),
+        })
+        span.set_status(Status(StatusCode.ERROR, name))
+    span.set_attribute('error.type', name)
+
+
+@contextmanager
+def _in_span(span):
+    """``span`` as the current span until the block ends; an exception marks it failed (class only)."""
+    with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        try:
+            yield
+        except BaseException as exc:
+            try:
+                _mark_failed(span, exc)
+            except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
+                telemetry_error('tracing')
+            raise
+
+
 # -- submit -------------------------------------------------------------------------------
 
 
@@ -105,12 +160,13 @@ def around_submit(status, proceed):
     if current is None:
         return proceed()
     try:
-        attributes = {'user_tasks.task.name': status.task_class, 'messaging.message.id': status.task_id}
-        span = current.start_span('user_tasks.submit', kind=SpanKind.INTERNAL, attributes=attributes)
+        attributes = {'user_tasks.task.name': status.task_class, 'messaging.message.id': status.task_id,
+                      **_messaging('send', queue_of(status))}
+        span = current.start_span('user_tasks.submit', kind=SpanKind.PRODUCER, attributes=attributes)
     except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('tracing')
         return proceed()
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+    with _in_span(span):
         result = proceed()
         try:
             described = status_attributes(status)
@@ -189,16 +245,17 @@ def _start_execute(task, current):
     publisher_span = trace.get_current_span(publisher).get_span_context()
     ambient = trace.get_current_span().get_span_context()
     attributes = {'user_tasks.task.name': task.name, 'messaging.message.id': request.id or '',
-                  'user_tasks.attempt': (request.retries or 0) + 1}
+                  'user_tasks.attempt': (request.retries or 0) + 1,
+                  **_messaging('process', delivery_queue(request) or routed_queue(task.name))}
     status = getattr(request, 'user_task_status', None)  # cached by task_prerun's transition
     if status is not None and status.task_id == request.id:
         attributes.update(status_attributes(status))
         attributes['user_tasks.attempt'] = (request.retries or 0) + 1
     if ambient.is_valid:  # inside Celery instrumentation's run span: stay there, link the publisher
         links = [Link(publisher_span)] if publisher_span.is_valid and publisher_span != ambient else []
-        span = current.start_span('user_tasks.execute', kind=SpanKind.INTERNAL, attributes=attributes, links=links)
+        span = current.start_span('user_tasks.execute', kind=SpanKind.CONSUMER, attributes=attributes, links=links)
     else:
-        span = current.start_span('user_tasks.execute', context=publisher, kind=SpanKind.INTERNAL,
+        span = current.start_span('user_tasks.execute', context=publisher, kind=SpanKind.CONSUMER,
                                   attributes=attributes)
     return span, attributes
 
@@ -287,10 +344,9 @@ def _stopped(execution, status, exc):
         span.add_event('user_tasks.canceled')
     elif status.state == status.FAILED:
         if exc is not None:
-            span.record_exception(exc)
             attributes['error.type'] = utils.error_type(exc)
         execution.update(attributes)
-        span.set_status(Status(StatusCode.ERROR, str(exc) if exc is not None else 'Failed'))
+        _mark_failed(span, exc)
     else:
         execution.update(attributes)
 
@@ -311,7 +367,7 @@ def around_cancel(status, proceed):
     except Exception:  # noqa: BLE001  telemetry never breaks a task or a request
         telemetry_error('tracing')
         return proceed()
-    with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+    with _in_span(span):
         changed = proceed()
         span.set_attributes({'user_tasks.state': status.state, 'user_tasks.cancel.changed': bool(changed)})
         return changed

@@ -7,29 +7,28 @@ answers a staff user (session login), or a request carrying
 sends, see ``authorization`` in its config).  Anyone else gets 401 (no credentials) or
 403 (wrong ones).  The token is compared in constant time.
 
+Besides the processes' own samples, each scrape carries the gauges read from the
+database (``user_tasks.metrics.database``: backlog, oldest Pending, stale tasks, last
+reaper and purge runs), unless ``USER_TASKS_METRICS_DATABASE_GAUGES`` is False.
+
 Layer: adapters (inside ``user_tasks.metrics``).  Imports the leaves and its siblings.
 """
-import hmac
-
 from celery import current_app
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from user_tasks.conf import settings
-from user_tasks.metrics import multiprocess, prometheus
+from user_tasks.metrics import database, multiprocess, prometheus
 from user_tasks.metrics.prometheus import telemetry_error
+from user_tasks.metrics.worker import bearer_ok
 
 
 def _bearer_ok(request):
-    token = settings.USER_TASKS_METRICS_TOKEN
-    header = request.META.get('HTTP_AUTHORIZATION', '')
-    scheme, _, given = header.partition(' ')
-    if not token or scheme.lower() != 'bearer' or not given:
-        return False
-    return hmac.compare_digest(given.strip().encode(), str(token).encode())
+    return bearer_ok(request.META.get('HTTP_AUTHORIZATION', ''), settings.USER_TASKS_METRICS_TOKEN)
 
 
 def allowed(request):
@@ -56,6 +55,31 @@ def _export_known_tasks():
         telemetry_error('metrics')
 
 
+class _Forward:
+    """A registry's samples, as a collector of another registry."""
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    def collect(self):
+        return self.registry.collect()
+
+    def describe(self):
+        return []
+
+
+def scrape_registry():
+    """What one scrape reads: the processes' samples, plus the database gauges."""
+    base = multiprocess.registry()
+    if not settings.USER_TASKS_METRICS_DATABASE_GAUGES:
+        return base
+    combined = CollectorRegistry(auto_describe=False)
+    # The database first: an error there is counted in this very scrape's telemetry errors.
+    combined.register(database.DatabaseCollector())
+    combined.register(_Forward(base))
+    return combined
+
+
 @csrf_exempt
 @never_cache
 @require_GET
@@ -72,7 +96,7 @@ def metrics_view(request):
     encoder, content_type = choose_encoder(request.META.get('HTTP_ACCEPT', ''))
     _export_known_tasks()
     try:
-        body = encoder(multiprocess.registry())
+        body = encoder(scrape_registry())
     except Exception:
         telemetry_error('collect')
         raise

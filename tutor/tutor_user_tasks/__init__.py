@@ -1,0 +1,1 @@
+"""tutor-contrib-user-tasks: the Tutor plugin of django-user-tasks."""
