@@ -1,6 +1,7 @@
 # Developer and CI entry points. Everything runs in a local .venv so a fresh
 # clone needs only python3 (>= 3.11) on the PATH.
-.PHONY: help venv test test-unit test-integration test-upgrade demo docs openapi translations quality bench clean
+.PHONY: help venv test test-unit test-integration test-upgrade demo docs openapi translations \
+	extract_translations compile_translations validate_translations pull_translations quality bench clean
 
 PYTHON_SYS ?= python3
 VENV := .venv
@@ -10,7 +11,8 @@ PYTEST = $(PY) -m pytest
 OK_IF_EMPTY = || test $$? -eq 5
 
 help:
-	@echo "make demo | test | test-unit | test-integration | test-upgrade | docs | openapi | translations | quality | bench | clean"
+	@echo "make demo | test | test-unit | test-integration | test-upgrade | docs | openapi | quality | bench | clean"
+	@echo "make extract_translations | compile_translations | validate_translations | pull_translations"
 
 $(PY):
 	$(PYTHON_SYS) -m venv $(VENV)
@@ -63,9 +65,36 @@ demo: $(VENV)/.stamp-demo
 openapi: $(VENV)/.stamp
 	$(PY) -m django spectacular --settings tests.settings --validate --fail-on-warn --file docs/openapi.yaml
 
+# Translations, in the layout of edx-i18n-tools and openedx-translations (docs/i18n.rst).
+# The English source catalog is extracted to user_tasks/conf/locale/en/LC_MESSAGES/django.po
+# (next to config.yaml; not committed, nor compiled); the translated catalogs Django loads live in
+# user_tasks/locale/<lang>/LC_MESSAGES/ with their compiled .mo files, committed.
+# pages.js holds no text (the server sends it translated), so there is no djangojs domain.
+I18N_DJANGO = cd user_tasks && PYTHONPATH=$(CURDIR) ../$(PY) -m django
+SOURCE_CATALOG = user_tasks/conf/locale/en/LC_MESSAGES
+
+extract_translations: $(VENV)/.stamp
+	$(I18N_DJANGO) makemessages -l en -d django --no-location --no-obsolete --settings tests.settings
+	mkdir -p $(SOURCE_CATALOG)
+	mv user_tasks/locale/en/LC_MESSAGES/django.po $(SOURCE_CATALOG)/django.po
+	rm -rf user_tasks/locale/en
+
 # Recompile the committed .mo catalogs from the .po sources (needs gettext's msgfmt).
-translations: $(VENV)/.stamp
-	cd user_tasks && PYTHONPATH=$(CURDIR) ../$(PY) -m django compilemessages --settings tests.settings
+TRANSLATED = $(patsubst user_tasks/locale/%/LC_MESSAGES/django.po,-l %,$(wildcard user_tasks/locale/*/LC_MESSAGES/django.po))
+compile_translations: $(VENV)/.stamp
+	$(I18N_DJANGO) compilemessages $(TRANSLATED) --settings tests.settings
+translations: compile_translations
+
+# Every catalog: msgfmt's checks (formats, plural forms, header) and the completeness test.
+validate_translations: $(VENV)/.stamp
+	for po in user_tasks/locale/*/LC_MESSAGES/django.po; do msgfmt --check --statistics -o /dev/null $$po || exit 1; done
+	$(PYTEST) tests/test_translations.py -q -p no:cacheprovider
+
+# Translations back from the openedx-translations project (pip install -e .[i18n]).
+ATLAS_OPTIONS ?=
+pull_translations:
+	$(VENV)/bin/atlas pull $(ATLAS_OPTIONS) translations/django-user-tasks/user_tasks/conf/locale:user_tasks/locale
+	$(MAKE) compile_translations
 
 docs: $(VENV)/.stamp
 	$(VENV)/bin/sphinx-build -W -b html docs docs/_build/html

@@ -52,6 +52,8 @@ EXTRAS_REQUIRE = {
         'edx-drf-extensions',
         'schemathesis',
         'playwright',
+        'polib',  # the catalog completeness test (tests/test_translations.py)
+        'Pillow',  # reads the browser tests' screenshots (a right-to-left progress bar fills from the right)
         'pyinstrument',  # bench/profile.py
     ],
     'docs': [
@@ -60,6 +62,11 @@ EXTRAS_REQUIRE = {
         'drf-spectacular',
     ],
     'demo': [],
+    # Open edX translation tooling: edx-i18n-tools (i18n_tool) and openedx-atlas (make pull_translations).
+    'i18n': [
+        'edx-i18n-tools',
+        'openedx-atlas',
+    ],
     'quality': [
         'ruff',
         'import-linter',

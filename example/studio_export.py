@@ -3,7 +3,8 @@ A course export task written the way Studio writes ``export_olx``.
 
 Studio's ``cms/djangoapps/contentstore/tasks.py`` subclasses ``UserTask`` to name the
 task ``Export of <course key>`` and declare two steps (Exporting, Compressing), moves
-through ``set_state('Exporting')`` and ``set_state('Compressing')``, saves the tarball as
+through ``set_state('Exporting')`` and ``set_state('Compressing')`` (message ids, so every
+reader sees them in their language: ``user_tasks.stages`` ships them translated), saves the tarball as
 an ``Output`` artifact file, and on error calls ``status.fail({'raw_error_msg': ...})``,
 which the export page reads back as an object.  The "course" here is a small generated
 OLX tree; a key that is not ``course-v1:ORG+COURSE+RUN`` cannot be exported.
@@ -22,6 +23,7 @@ import time
 from celery import shared_task
 from django.core.files.base import ContentFile
 
+from user_tasks import stages
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.tasks import UserTask
 
@@ -72,10 +74,10 @@ def export_name(course_key_string):
 def export_olx(self, user_id, course_key_string, language):
     """Export a course to an OLX tarball stored as the task's ``Output`` artifact."""
     try:
-        self.status.set_state('Exporting')
+        self.status.set_state(stages.EXPORTING)
         olx = _export_course(course_key_string)
         _hold('exporting')
-        self.status.set_state('Compressing')
+        self.status.set_state(stages.COMPRESSING)
         self.status.increment_completed_steps()
         tarball = _compress(course_key_string, olx)
         _hold('compressing')

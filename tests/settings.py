@@ -81,6 +81,8 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     'django.contrib.sessions.middleware.SessionMiddleware',
+    # The pages and the API answer in the language the browser asks for (Accept-Language).
+    'django.middleware.locale.LocaleMiddleware',
     'django.middleware.common.CommonMiddleware',
     'django.middleware.csrf.CsrfViewMiddleware',
     'django.contrib.auth.middleware.AuthenticationMiddleware',

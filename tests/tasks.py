@@ -5,6 +5,7 @@ import time
 
 from celery import shared_task
 
+from user_tasks import stages
 from user_tasks.models import UserTaskArtifact
 from user_tasks.tasks import UserTask
 
@@ -290,3 +291,16 @@ def guarded_task(self, user_id, label='task', seconds=0, fail=False, **kwargs):
     if fail:
         raise RuntimeError(f'{label} failed')
     return label
+
+
+@shared_task(base=SampleTask, bind=True)
+def staged_task(self, user_id, steps=6, delay=0.4, **kwargs):
+    """Go through translatable stages as Studio's export does: Exporting, numbered items, Compressing."""
+    self.status.set_state(stages.EXPORTING)
+    for step in range(steps):
+        time.sleep(delay)
+        self.status.set_state(stages.ITEMS, done=step + 1, total=steps)
+        self.status.increment_completed_steps()
+    self.status.set_state(stages.COMPRESSING)
+    time.sleep(delay)
+    return steps

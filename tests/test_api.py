@@ -18,8 +18,10 @@ from user_tasks.rules import STATUS_PERMISSION, add_rules
 pytest_plugins = ['tests.rest_fixtures']
 pytestmark = pytest.mark.django_db
 
-STATUS_FIELDS = {'name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
-                 'created', 'modified', 'artifacts'}
+#: 4.0's status fields, exactly, then our two additive ones (the message of state_text, docs/rest_api.rst).
+STATUS_FIELDS_4_0 = ('name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
+                     'created', 'modified', 'artifacts')
+STATUS_FIELDS = {*STATUS_FIELDS_4_0, 'state_msgid', 'state_params'}
 ARTIFACT_FIELDS = {'name', 'created', 'modified', 'status', 'file', 'text', 'url'}
 
 
@@ -63,6 +65,7 @@ def test_status_list_fields_and_newest_first(api, owner):
     assert isinstance(data, list)  # no pagination unless the project asks for it
     assert [row['name'] for row in data] == [newer.name, older.name]
     assert set(data[0]) == STATUS_FIELDS
+    assert tuple(data[0])[:len(STATUS_FIELDS_4_0)] == STATUS_FIELDS_4_0  # 4.0's first, in 4.0's order
     assert data[0]['artifacts'] == [f'http://testserver{artifact_url(artifact)}']
     assert data[0]['state'] == 'Pending' and data[0]['state_text'] == 'Pending'
     assert data[1]['artifacts'] == []

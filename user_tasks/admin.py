@@ -107,7 +107,7 @@ class _RefuseNulMixin:
 class UserTaskStatusAdmin(_RefuseNulMixin, admin.ModelAdmin):
     """Operators' view of user tasks: newest first, filterable, cancelable."""
 
-    list_display = ('name', 'user', 'state', 'progress', 'task_class', 'is_container', 'created', 'modified')
+    list_display = ('name', 'user', 'state_label', 'progress', 'task_class', 'is_container', 'created', 'modified')
     list_filter = (StateFilter, TaskClassFilter)
     list_select_related = ('user',)
     search_fields = ('=uuid', '=task_id', 'task_class', 'name', 'user__username', 'user__email')
@@ -129,6 +129,11 @@ class UserTaskStatusAdmin(_RefuseNulMixin, admin.ModelAdmin):
             return super().get_search_results(request, queryset, search_term)
         return queryset.filter(Q(uuid=uid) | Q(task_id__in={term, str(uid)})), False
 
+    @admin.display(description=_('state'), ordering='state')
+    def state_label(self, obj):
+        """The state, or the stage, in the operator's language."""
+        return obj.state_text
+
     def delete_model(self, request, obj):
         # The delete page: a task that has not ended is canceled first (user_tasks.deletion).
         deletion.cancel_and_delete(obj)
@@ -148,8 +153,8 @@ class UserTaskStatusAdmin(_RefuseNulMixin, admin.ModelAdmin):
     def cancel_selected(self, request, queryset):
         """Cancel each selected task; those already ended stay as they are."""
         canceled = sum(1 for status in queryset.select_related('parent') if status.cancel())
-        self.message_user(request, ngettext('Canceled %d task.', 'Canceled %d tasks.', canceled) % canceled,
-                          messages.SUCCESS)
+        message = ngettext('Canceled %(count)d task.', 'Canceled %(count)d tasks.', canceled) % {'count': canceled}
+        self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description=_('Delete selected tasks that have finished'), permissions=['delete'])
     def delete_finished(self, request, queryset):
@@ -157,8 +162,9 @@ class UserTaskStatusAdmin(_RefuseNulMixin, admin.ModelAdmin):
         finished = queryset.final().exclude(_unfinished_below())
         count = finished.count()
         finished.delete()
-        self.message_user(request, ngettext('Deleted %d finished task.', 'Deleted %d finished tasks.', count) % count,
-                          messages.SUCCESS)
+        message = (ngettext('Deleted %(count)d finished task.', 'Deleted %(count)d finished tasks.', count)
+                   % {'count': count})
+        self.message_user(request, message, messages.SUCCESS)
 
 
 @admin.register(UserTaskArtifact)

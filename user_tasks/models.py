@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import commit, control, lifecycle, status_connection
+from user_tasks import commit, control, lifecycle, localized, status_connection
 from user_tasks.conf import get_storage
 from user_tasks.conf import settings as user_tasks_settings
 from user_tasks.exceptions import TaskCanceledException
@@ -92,40 +92,51 @@ class UserTaskStatus(TimeStampedModel):
     #: ``task_class`` values of container rows.
     CONTAINER_CLASSES = ('celery.group', 'celery.chain', 'celery.chord')
 
-    uuid = models.UUIDField(default=uuid4, unique=True, editable=False, help_text='Unique identifier for this task')
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
-                             help_text='The user who triggered the task')
-    task_id = models.CharField(max_length=128, unique=True, help_text='UUID of the Celery task')
-    parent = models.ForeignKey('self', on_delete=models.CASCADE, null=True, blank=True,
-                               help_text='Status of the containing task group or chain, if any')
-    is_container = models.BooleanField(default=False,
-                                       help_text='True if this status corresponds to a container of multiple tasks')
-    task_class = models.CharField(max_length=128, help_text='Fully qualified class name of the task being performed')
-    name = models.CharField(max_length=255, help_text='A name for this task which the triggering user will understand')
-    state = models.CharField(max_length=128, default=PENDING)
-    completed_steps = models.PositiveIntegerField(default=0)
-    total_steps = models.PositiveIntegerField()
-    attempts = models.PositiveIntegerField(default=1, help_text='How many times has execution been attempted?')
+    uuid = models.UUIDField(_('uuid'), default=uuid4, unique=True, editable=False,
+                            help_text=_('Unique identifier for this task'))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, verbose_name=_('user'),
+                             help_text=_('The user who triggered the task'))
+    task_id = models.CharField(_('task id'), max_length=128, unique=True, help_text=_('UUID of the Celery task'))
+    parent = models.ForeignKey('self', on_delete=models.CASCADE, null=True, blank=True, verbose_name=_('parent'),
+                               help_text=_('Status of the containing task group or chain, if any'))
+    is_container = models.BooleanField(_('is container'), default=False,
+                                       help_text=_('True if this status corresponds to a container of multiple tasks'))
+    task_class = models.CharField(_('task class'), max_length=128,
+                                  help_text=_('Fully qualified class name of the task being performed'))
+    name = models.CharField(_('name'), max_length=255,
+                            help_text=_('A name for this task which the triggering user will understand'))
+    state = models.CharField(_('state'), max_length=128, default=PENDING)
+    completed_steps = models.PositiveIntegerField(_('completed steps'), default=0)
+    total_steps = models.PositiveIntegerField(_('total steps'))
+    attempts = models.PositiveIntegerField(_('attempts'), default=1,
+                                           help_text=_('How many times has execution been attempted?'))
     # Recovery timestamps (migration 0006); rows written by upstream leave them empty.
-    started = models.DateTimeField(null=True, blank=True, editable=False,
-                                   help_text='When a worker last started running the task')
-    heartbeat = models.DateTimeField(null=True, blank=True, editable=False,
-                                     help_text='When the worker running the task last showed it was alive')
-    finished = models.DateTimeField(null=True, blank=True, editable=False,
-                                    help_text='When the task reached a final state and stopped running')
+    started = models.DateTimeField(_('started'), null=True, blank=True, editable=False,
+                                   help_text=_('When a worker last started running the task'))
+    heartbeat = models.DateTimeField(_('heartbeat'), null=True, blank=True, editable=False,
+                                     help_text=_('When the worker running the task last showed it was alive'))
+    finished = models.DateTimeField(_('finished'), null=True, blank=True, editable=False,
+                                    help_text=_('When the task reached a final state and stopped running'))
+    # A translatable custom state (migration 0009, see user_tasks.localized): ``state`` keeps its
+    # English rendering for every reader; these let each reader render it in their language.
+    state_msgid = models.TextField(_('state message id'), null=True, blank=True, editable=False,
+                                   help_text=_('The message id of a custom state set with parameters'))
+    state_params = models.JSONField(_('state parameters'), null=True, blank=True, editable=False,
+                                    help_text=_('The parameters of the custom state\'s message'))
     # OEP-3 (migration 0008); rows written by upstream or before leave them empty.
     concurrency_key = models.CharField(
-        max_length=255, null=True, blank=True, editable=False,
-        help_text='Identifies identical tasks while this one is active; cleared when it ends')
-    arguments = models.JSONField(null=True, blank=True, editable=False,
-                                 help_text='The arguments of a retryable task, to try it again')
-    retried_as = models.UUIDField(null=True, blank=True, editable=False,
-                                  help_text='The uuid of the task that tried this one again')
+        _('concurrency key'), max_length=255, null=True, blank=True, editable=False,
+        help_text=_('Identifies identical tasks while this one is active; cleared when it ends'))
+    arguments = models.JSONField(_('arguments'), null=True, blank=True, editable=False,
+                                 help_text=_('The arguments of a retryable task, to try it again'))
+    retried_as = models.UUIDField(_('retried as'), null=True, blank=True, editable=False,
+                                  help_text=_('The uuid of the task that tried this one again'))
 
     objects = UserTaskStatusQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = 'user task statuses'
+        verbose_name = _('user task status')
+        verbose_name_plural = _('user task statuses')
         # Newest-first lists (API per user, admin for all) and purge/reaper scans (migration 0007).
         indexes = [
             models.Index(fields=['user', 'created', 'id'], name='usertask_user_created_idx'),
@@ -146,8 +157,18 @@ class UserTaskStatus(TimeStampedModel):
 
     @property
     def state_text(self):
-        """The translated state, or the custom in-progress text as stored."""
-        return self.STATE_TRANSLATIONS.get(self.state, self.state)
+        """The state in the active language: a standard one (lazy), or a custom stage rendered from its message."""
+        if self.state in self.STATE_TRANSLATIONS:
+            return self.STATE_TRANSLATIONS[self.state]
+        msgid, params = self.state_message
+        return localized.render(msgid, params)
+
+    @property
+    def state_message(self):
+        """(English message id, parameters) of ``state_text``, for clients that translate themselves."""
+        if self.state in self.STATE_TRANSLATIONS:
+            return self.state, {}
+        return localized.stored_message(self.state, self.state_msgid, self.state_params)
 
     @property
     def percent(self):
@@ -479,28 +500,38 @@ class UserTaskStatus(TimeStampedModel):
             for node in ancestors:
                 setattr(node, field, getattr(node, field) + steps)
 
-    def set_state(self, custom_state):
+    def set_state(self, custom_state, **params):
         """
         Store a custom in-progress text; a chain or chord parent shows it too.
 
+        ``state`` stores the English text, as 4.0 did; each reader sees it in their language
+        (``state_text``, rendered from the message id and parameters: ``user_tasks.localized``).
+
         Arguments:
-            custom_state (str): e.g. ``'Validating'``; shown as is (``state_text`` does not translate it).
+            custom_state (str): a gettext message id (mark it with ``gettext_noop``), e.g. ``'Validating'``.
+            **params: the values of its placeholders (JSON values).
 
         Raises:
             TaskCanceledException: the task (not a container) was canceled.
+            KeyError: a placeholder of ``custom_state`` without its parameter.
+            TypeError: a parameter JSON cannot hold.
 
         Example::
 
-            self.status.set_state('Validating')
+            self.status.set_state(gettext_noop('Compressing %(count)s files'), count=12)
         """
+        stored_params = localized.checked_params(custom_state, params)
+        state = localized.english(custom_state, stored_params)
+        msgid = custom_state if stored_params else None
         self._raise_if_canceled()
-        if not self._update(~Q(state__in=self.FINAL_STATES), state=custom_state):
+        if not self._update(~Q(state__in=self.FINAL_STATES), state=state, state_msgid=msgid,
+                            state_params=stored_params):
             self._raise_if_canceled_or_gone()
             return
-        self.state = custom_state
+        self.state, self.state_msgid, self.state_params = state, msgid, stored_params
         parent = self.parent if self.parent_id else None
         if parent is not None and parent.task_class in ('celery.chain', 'celery.chord'):
-            parent.set_state(custom_state)
+            parent.set_state(custom_state, **params)
 
     def set_name(self, name):
         """
@@ -737,15 +768,19 @@ def _can_update_returning(connection):
 class UserTaskArtifact(TimeStampedModel):
     """Output of a user task: a file, a URL, or a text (an ``Error`` artifact holds a failure message)."""
 
-    uuid = models.UUIDField(default=uuid4, unique=True, editable=False, help_text='Unique identifier for this artifact')
-    status = models.ForeignKey(UserTaskStatus, on_delete=models.CASCADE, related_name='artifacts')
-    name = models.CharField(max_length=255, default='Output',
-                            help_text='Distinguishes between multiple artifact types for the same task')
-    file = models.FileField(null=True, blank=True, storage=get_storage, upload_to='user_tasks/%Y/%m/%d/')
-    url = models.TextField(blank=True, validators=[URLValidator()])
-    text = models.TextField(blank=True)
+    uuid = models.UUIDField(_('uuid'), default=uuid4, unique=True, editable=False,
+                            help_text=_('Unique identifier for this artifact'))
+    status = models.ForeignKey(UserTaskStatus, on_delete=models.CASCADE, related_name='artifacts',
+                               verbose_name=_('status'))
+    name = models.CharField(_('name'), max_length=255, default='Output',
+                            help_text=_('Distinguishes between multiple artifact types for the same task'))
+    file = models.FileField(_('file'), null=True, blank=True, storage=get_storage, upload_to='user_tasks/%Y/%m/%d/')
+    url = models.TextField(_('url'), blank=True, validators=[URLValidator()])
+    text = models.TextField(_('text'), blank=True)
 
     class Meta:
+        verbose_name = _('user task artifact')
+        verbose_name_plural = _('user task artifacts')
         # Newest-first lists in the API and the admin (migration 0007).
         indexes = [models.Index(fields=['created', 'id'], name='usertaskartifact_created_idx')]
 

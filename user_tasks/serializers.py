@@ -1,5 +1,9 @@
 """
-REST serializers of the two models, with exactly the fields django-user-tasks 4.0 exposed.
+REST serializers of the two models, with the fields django-user-tasks 4.0 exposed.
+
+The status adds two fields after 4.0's, for clients that translate themselves:
+``state_msgid`` and ``state_params``, the English message id and parameters that
+``state_text`` is rendered from in the request's language (see ``user_tasks.localized``).
 
 Related objects are rendered as hyperlinks keyed by uuid.  The views prefetch what these
 serializers read (artifact uuids, the status of an artifact), so a list costs the same
@@ -49,18 +53,31 @@ class ArtifactFileField(serializers.Field):
 class StatusSerializer(serializers.HyperlinkedModelSerializer):
     """A user task's status, with links to its artifacts."""
 
-    state_text = serializers.CharField(read_only=True)
+    state_text = serializers.CharField(read_only=True, help_text='The state in the language of the request.')
     artifacts = serializers.HyperlinkedRelatedField(
         many=True, read_only=True, view_name='usertaskartifact-detail', lookup_field='uuid',
     )
+    state_msgid = serializers.SerializerMethodField(
+        help_text='The English gettext message id that state_text is rendered from (the state itself, '
+                  'or the message of a custom stage).')
+    state_params = serializers.SerializerMethodField(
+        help_text='The parameters substituted into the translated message id (an empty object when none).')
 
     class Meta:
         model = UserTaskStatus
         fields = (
             'name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
-            'created', 'modified', 'artifacts',
+            'created', 'modified', 'artifacts', 'state_msgid', 'state_params',
         )
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR if OpenApiTypes else None)
+    def get_state_msgid(self, obj):
+        return obj.state_message[0]
+
+    @extend_schema_field(OpenApiTypes.OBJECT if OpenApiTypes else None)
+    def get_state_params(self, obj):
+        return obj.state_message[1]
 
 
 class ArtifactSerializer(serializers.HyperlinkedModelSerializer):

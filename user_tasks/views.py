@@ -15,6 +15,7 @@ from django.db.models import Prefetch
 from django.dispatch import receiver
 from django.http import Http404
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from rest_framework import mixins, permissions, viewsets
 from rest_framework import status as http
 from rest_framework.decorators import action
@@ -84,14 +85,14 @@ class _ProjectSettingsMixin:
         # turn one into a 500.  No valid parameter holds one: refuse it first.
         for key, values in request.query_params.lists():
             if any('\x00' in value for value in [key, *values]):
-                raise ParseError(f'The query parameter {key!r} contains a NUL character.')
+                raise ParseError(_('The query parameter %(name)s contains a NUL character.') % {'name': repr(key)})
 
     def paginate_queryset(self, queryset):
         try:
             return super().paginate_queryset(queryset)
         except (OverflowError, ValueError, DatabaseError) as exc:
             # An offset beyond what the database can represent (e.g. ?offset=10**30).
-            raise NotFound('Invalid page.') from exc
+            raise NotFound(_('Invalid page.')) from exc
 
 
 _NOT_FOUND = OpenApiResponse(description='No such object, or not visible to the user')

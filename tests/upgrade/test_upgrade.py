@@ -49,7 +49,7 @@ UPSTREAM_MIGRATIONS = [
 ]
 OUR_MIGRATIONS = UPSTREAM_MIGRATIONS + [
     '0006_widen_counters_and_lifecycle_timestamps', '0007_indexes_for_lists_and_purge',
-    '0008_oep3_concurrency_key_arguments_retried_as',
+    '0008_oep3_concurrency_key_arguments_retried_as', '0009_translatable_states', '0010_periodic_job_runs',
 ]
 BIG = 2 ** 31 - 1
 # Hosts made with startproject default to BigAutoField: our tables must not follow it.

@@ -12,7 +12,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('user_tasks', '0008_oep3_concurrency_key_arguments_retried_as'),
+        ('user_tasks', '0009_translatable_states'),
     ]
 
     operations = [

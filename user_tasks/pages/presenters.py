@@ -18,9 +18,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
-from user_tasks import retrying
+from user_tasks import localized, retrying
 from user_tasks.models import UserTaskStatus
 
 CANCEL_STATUS = 'user_tasks.cancel_usertaskstatus'
@@ -28,6 +28,8 @@ RETRY_STATUS = 'user_tasks.retry_usertaskstatus'
 VIEW_STATUS = 'user_tasks.view_usertaskstatus'
 #: Characters of an error text shown on the page (the rest is cut, and said to be).
 ERROR_TEXT_LIMIT = 10000
+#: The default artifact name, shown translated like the library's other stored texts.
+DEFAULT_ARTIFACT_NAME = gettext_noop('Output')
 #: States shown as such; any other text is a custom stage of a task in progress.
 STANDARD_STATES = (UserTaskStatus.PENDING, UserTaskStatus.IN_PROGRESS, UserTaskStatus.SUCCEEDED,
                    UserTaskStatus.FAILED, UserTaskStatus.CANCELED, UserTaskStatus.RETRYING)
@@ -37,7 +39,8 @@ def display_state(status):
     """(translated state, custom stage text or '') of a row."""
     if status.state in STANDARD_STATES:
         return str(status.state_text), ''
-    return str(UserTaskStatus.STATE_TRANSLATIONS[UserTaskStatus.IN_PROGRESS]), status.state
+    # A custom stage, in the reader's language when a catalog knows its message.
+    return str(UserTaskStatus.STATE_TRANSLATIONS[UserTaskStatus.IN_PROGRESS]), str(status.state_text)
 
 
 def eta_seconds(status, now):
@@ -110,7 +113,8 @@ def snapshot(request, status, fragments=False):
         'eta_seconds': eta,
         'eta_text': eta_text(eta),
         'percent_text': _('%(percent)d%% complete') % {'percent': snapshot['percent']},
-        'steps_text': _('%(done)d of %(total)d steps') % {'done': status.completed_steps, 'total': status.total_steps},
+        'steps_text': ngettext('%(done)d of %(total)d step', '%(done)d of %(total)d steps', status.total_steps)
+        % {'done': status.completed_steps, 'total': status.total_steps},
         'cancelable': not final and request.user.has_perm(CANCEL_STATUS, status),
         'retryable': final and retrying.can_retry(status) and request.user.has_perm(RETRY_STATUS, status),
         'retried_as_url': retried_as_url(request, status),
@@ -144,8 +148,9 @@ def children(status):
 
 def artifact_item(artifact):
     """How the page shows one artifact: a download, a link, a text, or an error."""
-    item = {'uuid': str(artifact.uuid), 'name': artifact.name, 'is_error': artifact.name == 'Error',
-            'kind': 'text', 'href': '', 'filename': '', 'text': artifact.text}
+    # The name is the task's label for it; the default one ('Output') reads in the user's language.
+    item = {'uuid': str(artifact.uuid), 'name': localized.message_text(artifact.name),
+            'is_error': artifact.name == 'Error', 'kind': 'text', 'href': '', 'filename': '', 'text': artifact.text}
     if artifact.file:
         item.update(kind='file', filename=posixpath.basename(artifact.file.name),
                     href=reverse('user_tasks:artifact-download', kwargs={'uuid': artifact.uuid}))
@@ -171,10 +176,12 @@ def error_text(text):
             else:
                 shown = '; '.join(f'{key}: {val}' for key, val in value.items())
         else:
-            shown = value if isinstance(value, str) else text
+            shown = localized.message_text(value) if isinstance(value, str) else text
     except Exception:  # noqa: BLE001  ValueError, RecursionError, MemoryError...
-        shown = text
+        # Plain text: the library's own messages (lost worker, time limit, expiry...) read in the user's language.
+        shown = localized.message_text(text)
     if len(shown) > ERROR_TEXT_LIMIT:
-        shown = shown[:ERROR_TEXT_LIMIT] + ' ' + _('[cut: %(count)d more characters]') % {
-            'count': len(shown) - ERROR_TEXT_LIMIT}
+        cut = len(shown) - ERROR_TEXT_LIMIT
+        shown = shown[:ERROR_TEXT_LIMIT] + ' ' + ngettext(
+            '[cut: %(count)d more character]', '[cut: %(count)d more characters]', cut) % {'count': cut}
     return shown

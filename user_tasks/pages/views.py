@@ -28,6 +28,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
@@ -64,7 +65,7 @@ def task_list(request):
     """The user's own tasks, newest first; ``?scope=all`` gives staff every task they may see, with filters."""
     if any('\x00' in value for values in request.GET.lists() for value in [values[0], *values[1]]):
         # PostgreSQL cannot compare a text with a NUL byte: refuse it before any query.
-        return HttpResponseBadRequest('A filter contains a NUL character.', content_type='text/plain')
+        return HttpResponseBadRequest(_('A filter contains a NUL character.'), content_type='text/plain; charset=utf-8')
     staff = request.user.is_staff
     scope = 'all' if staff and request.GET.get('scope') == 'all' else 'mine'
     filters = {key: request.GET.get(key, '').strip() for key in ('state', 'task_class', 'user')}
@@ -161,7 +162,7 @@ def task_poll(request, uuid):
     """The task page's JSON snapshot; 304 when ``If-None-Match`` still matches (one query)."""
     status = _etag_row(uuid)
     if status is None or not request.user.has_perm(VIEW_STATUS, status):
-        raise Http404('No such task')
+        raise Http404(_('No such task'))
     etag = _etag(status)
     if etag in _if_none_match(request):
         response = HttpResponseNotModified()
@@ -222,11 +223,11 @@ def artifact_download(request, uuid):
     """Stream an artifact's file from its storage as an attachment; 404 unless the user may view it."""
     artifact = UserTaskArtifact.objects.select_related('status').filter(uuid=uuid).first()
     if artifact is None or not request.user.has_perm(VIEW_ARTIFACT, artifact) or not artifact.file:
-        raise Http404('No such file')
+        raise Http404(_('No such file'))
     try:
         handle = artifact.file.open('rb')
     except (FileNotFoundError, OSError) as exc:
-        raise Http404('The file is gone') from exc
+        raise Http404(_('The file is gone')) from exc
     # FileResponse picks the content type from the name (mimetypes) and sets the
     # attachment's Content-Disposition, RFC 6266-encoded for non-ASCII names.
     response = FileResponse(handle, as_attachment=True, filename=posixpath.basename(artifact.file.name))
@@ -241,7 +242,7 @@ def _visible_status(request, uuid):
     """The status with ``uuid`` if the user may view it; 404 otherwise, whether or not it exists."""
     status = UserTaskStatus.objects.select_related('parent').filter(uuid=uuid).first()
     if status is None or not request.user.has_perm(VIEW_STATUS, status):
-        raise Http404('No such task')
+        raise Http404(_('No such task'))
     return status
 
 

@@ -180,7 +180,7 @@
         credentials: 'same-origin',
       }).then(function (response) {
         if (!response.ok || !isJson(response)) {
-          throw new Error('cancel failed: ' + response.status);
+          throw new Error(String(response.status));
         }
         remember(response);
         return response.json();
