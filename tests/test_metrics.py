@@ -1,6 +1,4 @@
 """Prometheus metrics from the lifecycle (single-process mode), the /metrics view, API metrics (C3)."""
-import os
-import shutil
 import subprocess
 from datetime import timedelta
 
@@ -11,6 +9,7 @@ from prometheus_client import REGISTRY
 
 from tests import unit_tasks
 from tests.conftest import wait_until
+from tests.promtool import promtool
 from tests.tasks import failing_task, retrying_task, sample_task
 from user_tasks import metrics
 from user_tasks.metrics import prometheus
@@ -199,15 +198,6 @@ def test_metrics_view_without_token_setting_refuses_any_bearer(settings):
     assert Client().get(URL, HTTP_AUTHORIZATION='Bearer ').status_code == 403
 
 
-def _promtool():
-    path = shutil.which('promtool')
-    if path is None:
-        if os.environ.get('CI') == 'true':
-            pytest.fail('promtool is missing under CI=true (.ci/run installs the prometheus package)')
-        pytest.skip('promtool is not installed (Debian package prometheus)')
-    return path
-
-
 @pytest.mark.django_db
 def test_exposition_passes_promtool_check_metrics(worker, user, settings):
     settings.USER_TASKS_METRICS_TOKEN = 'tok'
@@ -217,7 +207,7 @@ def test_exposition_passes_promtool_check_metrics(worker, user, settings):
     for name in ('user_tasks_submitted_total', 'user_tasks_duration_seconds_bucket', 'user_tasks_in_progress',
                  'user_tasks_failures_total'):
         assert name.encode() in body
-    check = subprocess.run([_promtool(), 'check', 'metrics'], input=body, capture_output=True, timeout=60)
+    check = subprocess.run([promtool(), 'check', 'metrics'], input=body, capture_output=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -1,13 +1,12 @@
 """The alert rules and the Grafana dashboard: structure, promtool check/test, PromQL syntax (C3)."""
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.promtool import promtool
 
 METRICS = Path(__file__).resolve().parent.parent / 'user_tasks' / 'metrics'
 RULES = METRICS / 'alerts' / 'user_tasks.rules.yml'
@@ -25,15 +24,6 @@ EXPECTED_ALERTS = {
 }
 DOCS = Path(__file__).resolve().parent.parent / 'docs' / 'observability.rst'
 RUNBOOK = 'https://django-user-tasks.readthedocs.io/en/latest/observability.html#'
-
-
-def promtool():
-    path = shutil.which('promtool')
-    if path is None:
-        if os.environ.get('CI') == 'true':
-            pytest.fail('promtool is missing under CI=true (.ci/run installs the prometheus package)')
-        pytest.skip('promtool is not installed (Debian package prometheus)')
-    return path
 
 
 def dashboard():

@@ -135,18 +135,6 @@ class TestStart:
             status.start()
         assert db(status).state == S.CANCELED
 
-    def test_canceled_meanwhile_counts_the_steps_then_raises_as_4_0(self, tree):
-        """4.0: the n steps are counted (here and on every ancestor), then TaskCanceledException."""
-        task = tree['b']
-        task.start()
-        task.increment_completed_steps()
-        db(task).cancel()
-        with pytest.raises(TaskCanceledException):
-            task.increment_completed_steps()
-        assert (task.completed_steps, db(task).completed_steps, task.state) == (2, 2, S.CANCELED)
-        assert db(tree['group']).completed_steps == 2 and db(tree['chain']).completed_steps == 2
-        assert tree['group'].completed_steps == 2
-
     def test_canceled_container_does_not_raise(self, make_status):
         container = make_status(task_class='celery.group', is_container=True, state=S.CANCELED)
         container.start()

@@ -25,6 +25,7 @@ import yaml
 
 import user_tasks
 from tests.openedx_host import runner
+from tests.promtool import promtool
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -365,15 +366,6 @@ def test_k8s_manifests(k8s):
 
 
 # -- Prometheus and Grafana files ------------------------------------------------------------
-
-def promtool():
-    path = shutil.which('promtool')
-    if path is None:
-        if os.environ.get('CI') == 'true':
-            pytest.fail('promtool is missing under CI=true (.ci/run installs the prometheus package)')
-        pytest.skip('promtool is not installed (Debian package prometheus)')
-    return path
-
 
 @pytest.mark.parametrize('kind', ['local', 'k8s'])
 def test_scrape_configs_and_rules_pass_promtool(local, k8s, kind, tmp_path):
