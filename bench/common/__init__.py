@@ -54,7 +54,8 @@ def database_name(bench, db='postgres'):
     return f'{prefix}_bench_{bench}_{db}'
 
 
-def recreate_postgres(name):
+def _postgres_admin(*statements):
+    """Run ``statements`` in autocommit on the ``postgres`` database of ``USER_TASKS_TEST_POSTGRES``."""
     import psycopg2
     url = urlparse(service_url('postgres'))
     connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
@@ -62,10 +63,15 @@ def recreate_postgres(name):
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                cursor.execute(statement)
     finally:
         connection.close()
+
+
+def recreate_postgres(name):
+    """Drop and create the PostgreSQL database ``name`` (``WITH (FORCE)``: a stopped worker may linger)."""
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
 
 
 def _recreate_mariadb(name):
@@ -116,16 +122,7 @@ def configure(bench, db='postgres', broker=False, results=False, extra_env=None)
 
 def drop_postgres(name):
     """Drop a PostgreSQL database of the benchmarks (``WITH (FORCE)``: a stopped worker may linger)."""
-    import psycopg2
-    url = urlparse(service_url('postgres'))
-    connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=url.username or '',
-                                  password=url.password or '', dbname='postgres', connect_timeout=5)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        connection.close()
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def drop_database(bench, db='postgres'):
