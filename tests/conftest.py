@@ -1,10 +1,19 @@
 """Fixtures shared by the unit tests: users, the Celery app, an in-process worker, signal recorders."""
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.utils import translation
 
 from tests.celery import app as tests_app
 from user_tasks import user_task_stopped
 from user_tasks.models import UserTaskStatus
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Start every test in the default language: LocaleMiddleware leaves a request's language active."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

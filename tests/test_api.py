@@ -18,10 +18,11 @@ from user_tasks.rules import STATUS_PERMISSION, add_rules
 pytest_plugins = ['tests.rest_fixtures']
 pytestmark = pytest.mark.django_db
 
-#: 4.0's status fields, exactly, then our two additive ones (the message of state_text, docs/rest_api.rst).
+#: 4.0's status fields, exactly and in 4.0's order; ``?include=state_message`` adds the message of
+#: state_text (docs/rest_api.rst).
 STATUS_FIELDS_4_0 = ('name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
                      'created', 'modified', 'artifacts')
-STATUS_FIELDS = {*STATUS_FIELDS_4_0, 'state_msgid', 'state_params'}
+STATUS_FIELDS = set(STATUS_FIELDS_4_0)
 ARTIFACT_FIELDS = {'name', 'created', 'modified', 'status', 'file', 'text', 'url'}
 
 
@@ -65,7 +66,7 @@ def test_status_list_fields_and_newest_first(api, owner):
     assert isinstance(data, list)  # no pagination unless the project asks for it
     assert [row['name'] for row in data] == [newer.name, older.name]
     assert set(data[0]) == STATUS_FIELDS
-    assert tuple(data[0])[:len(STATUS_FIELDS_4_0)] == STATUS_FIELDS_4_0  # 4.0's first, in 4.0's order
+    assert tuple(data[0]) == STATUS_FIELDS_4_0  # 4.0's, in 4.0's order
     assert data[0]['artifacts'] == [f'http://testserver{artifact_url(artifact)}']
     assert data[0]['state'] == 'Pending' and data[0]['state_text'] == 'Pending'
     assert data[1]['artifacts'] == []
@@ -128,6 +129,22 @@ def test_detail(api, owner):
     data = api.get(status_url(status)).json()
     assert set(data) == STATUS_FIELDS
     assert data['completed_steps'] == 1 and data['total_steps'] == 4 and data['attempts'] == 1
+
+
+@pytest.mark.parametrize('query', ['?include=state_message', '?include=other,state_message',
+                                   '?include=other&include=state_message'])
+def test_include_state_message_adds_the_message_after_4_0s_fields(api, owner, query):
+    status = create_status(owner, state='Exporting course')
+    api.force_authenticate(owner)
+    for data in (api.get(status_url(status) + query).json(), api.get(f'{API}tasks/{query}').json()[0]):
+        assert tuple(data) == (*STATUS_FIELDS_4_0, 'state_msgid', 'state_params')
+        assert (data['state_msgid'], data['state_params']) == ('Exporting course', {})
+
+
+def test_other_includes_keep_4_0s_fields(api, owner):
+    status = create_status(owner)
+    api.force_authenticate(owner)
+    assert tuple(api.get(status_url(status) + '?include=state_msgid').json()) == STATUS_FIELDS_4_0
 
 
 def test_custom_state_text_is_the_raw_state(api, owner):

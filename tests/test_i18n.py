@@ -152,7 +152,8 @@ def test_the_api_follows_accept_language_and_gives_the_message(api, owner):  # n
     status.set_state(stages.ITEMS, done=3, total=12)
     failed = create_status(owner, 2, state=S.FAILED)
     api.force_authenticate(owner)
-    rows = {row['name']: row for row in api.get(f'{API}tasks/', HTTP_ACCEPT_LANGUAGE='fr').json()}
+    listed = api.get(f'{API}tasks/?include=state_message', HTTP_ACCEPT_LANGUAGE='fr').json()
+    rows = {row['name']: row for row in listed}
     row = rows[status.name]
     assert row['state'] == 'Processing item 3 of 12'
     assert row['state_text'] == 'Traitement de l’élément 3 sur 12'

@@ -54,7 +54,7 @@ def test_schema_has_every_route_and_no_extra_fields():
     components = schema['components']['schemas']
     assert sorted(components['Status']['properties']) == sorted([
         'name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts', 'created', 'modified',
-        'artifacts', 'state_msgid', 'state_params'])
+        'artifacts'])
     assert sorted(components['Artifact']['properties']) == sorted([
         'name', 'created', 'modified', 'status', 'file', 'text', 'url'])
 

@@ -7,7 +7,13 @@ Layer: leaf.  Imports only drf-spectacular, when installed.
 """
 try:  # pragma: no branch
     from drf_spectacular.types import OpenApiTypes
-    from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+    from drf_spectacular.utils import (
+        OpenApiParameter,
+        OpenApiResponse,
+        extend_schema,
+        extend_schema_field,
+        extend_schema_view,
+    )
 except ImportError:  # pragma: no cover
     OpenApiTypes = None
 
@@ -21,4 +27,9 @@ except ImportError:  # pragma: no cover
         """Stand-in for drf-spectacular's response description."""
         return None
 
-__all__ = ['OpenApiResponse', 'OpenApiTypes', 'extend_schema', 'extend_schema_field', 'extend_schema_view']
+    def OpenApiParameter(*args, **kwargs):  # noqa: N802
+        """Stand-in for drf-spectacular's parameter description."""
+        return None
+
+__all__ = ['OpenApiParameter', 'OpenApiResponse', 'OpenApiTypes', 'extend_schema', 'extend_schema_field',
+           'extend_schema_view']

@@ -1,9 +1,11 @@
 """
 REST serializers of the two models, with the fields django-user-tasks 4.0 exposed.
 
-The status adds two fields after 4.0's, for clients that translate themselves:
-``state_msgid`` and ``state_params``, the English message id and parameters that
-``state_text`` is rendered from in the request's language (see ``user_tasks.localized``).
+``StatusSerializer`` has exactly 4.0's fields (Studio's pages and hosts' tests compare
+them).  Clients that translate themselves ask for ``?include=state_message`` and get
+``StatusMessageSerializer``: the same, plus ``state_msgid`` and ``state_params``, the
+English message id and parameters that ``state_text`` is rendered from in the request's
+language (see ``user_tasks.localized``).
 
 Related objects are rendered as hyperlinks keyed by uuid.  The views prefetch what these
 serializers read (artifact uuids, the status of an artifact), so a list costs the same
@@ -51,24 +53,33 @@ class ArtifactFileField(serializers.Field):
 
 
 class StatusSerializer(serializers.HyperlinkedModelSerializer):
-    """A user task's status, with links to its artifacts."""
+    """A user task's status, with links to its artifacts: 4.0's fields, exactly."""
 
     state_text = serializers.CharField(read_only=True, help_text='The state in the language of the request.')
     artifacts = serializers.HyperlinkedRelatedField(
         many=True, read_only=True, view_name='usertaskartifact-detail', lookup_field='uuid',
     )
+
+    class Meta:
+        model = UserTaskStatus
+        fields = (
+            'name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
+            'created', 'modified', 'artifacts',
+        )
+        read_only_fields = fields
+
+
+class StatusMessageSerializer(StatusSerializer):
+    """A status plus the message ``state_text`` is rendered from, asked with ``?include=state_message``."""
+
     state_msgid = serializers.SerializerMethodField(
         help_text='The English gettext message id that state_text is rendered from (the state itself, '
                   'or the message of a custom stage).')
     state_params = serializers.SerializerMethodField(
         help_text='The parameters substituted into the translated message id (an empty object when none).')
 
-    class Meta:
-        model = UserTaskStatus
-        fields = (
-            'name', 'state', 'state_text', 'completed_steps', 'total_steps', 'attempts',
-            'created', 'modified', 'artifacts', 'state_msgid', 'state_params',
-        )
+    class Meta(StatusSerializer.Meta):
+        fields = (*StatusSerializer.Meta.fields, 'state_msgid', 'state_params')
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.STR if OpenApiTypes else None)

@@ -24,11 +24,11 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from user_tasks import deletion, retrying
-from user_tasks._schema import OpenApiResponse, extend_schema, extend_schema_view
+from user_tasks._schema import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from user_tasks.conf import settings
 from user_tasks.exceptions import ArgumentsNotStorable, RetryRefused, TooManyActiveTasks
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
-from user_tasks.serializers import ArtifactSerializer, StatusSerializer
+from user_tasks.serializers import ArtifactSerializer, StatusMessageSerializer, StatusSerializer
 
 
 class DjangoObjectPermissionsIncludingView(permissions.DjangoObjectPermissions):
@@ -95,19 +95,35 @@ class _ProjectSettingsMixin:
             raise NotFound(_('Invalid page.')) from exc
 
 
+#: ``?include=state_message`` adds ``state_msgid`` and ``state_params`` to each status.
+STATE_MESSAGE = 'state_message'
+
+
+def _includes(request, name):
+    """Whether the request's ``include`` parameters (repeated or comma-separated) name ``name``."""
+    values = getattr(request, 'query_params', request.GET).getlist('include')
+    return any(name == part.strip() for value in values for part in value.split(','))
+
+
+_INCLUDE = OpenApiParameter(
+    'include', str, required=False,
+    description='Comma-separated extras; other names are ignored. state_message: add state_msgid '
+                '(the English gettext message id that state_text is rendered from) and state_params '
+                '(its parameters) to each task, for clients that translate themselves.')
+_BAD_REQUEST = OpenApiResponse(description='A query parameter holds a NUL character')
 _NOT_FOUND = OpenApiResponse(description='No such object, or not visible to the user')
 _FORBIDDEN = OpenApiResponse(description='Not authenticated, or not allowed to do this')
 _MESSAGE = {'type': 'object', 'properties': {'detail': {'type': 'string'}, 'reason': {'type': 'string'}}}
 
 
 @extend_schema_view(
-    list=extend_schema(summary='List the visible tasks, newest first',
-                       responses={200: StatusSerializer(many=True), 403: _FORBIDDEN}),
-    retrieve=extend_schema(summary='Show one task',
-                           responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
+    list=extend_schema(summary='List the visible tasks, newest first', parameters=[_INCLUDE],
+                       responses={200: StatusSerializer(many=True), 400: _BAD_REQUEST, 403: _FORBIDDEN}),
+    retrieve=extend_schema(summary='Show one task', parameters=[_INCLUDE],
+                           responses={200: StatusSerializer, 400: _BAD_REQUEST, 403: _FORBIDDEN, 404: _NOT_FOUND}),
     destroy=extend_schema(
         summary='Delete a task (a running one is canceled first) with its artifacts and children',
-        responses={204: OpenApiResponse(description='Deleted'), 403: _FORBIDDEN, 404: _NOT_FOUND},
+        responses={204: OpenApiResponse(description='Deleted'), 400: _BAD_REQUEST, 403: _FORBIDDEN, 404: _NOT_FOUND},
     ),
 )
 class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -122,6 +138,12 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
 
     filter_backends = settings.USER_TASKS_STATUS_FILTERS
 
+    def get_serializer_class(self):
+        # 4.0's fields unless the client asks for the message behind state_text.
+        if self.request is not None and _includes(self.request, STATE_MESSAGE):
+            return StatusMessageSerializer
+        return super().get_serializer_class()
+
     def get_queryset(self):
         # Only what the hyperlinks need, for every listed status in one query.
         artifacts = Prefetch('artifacts', queryset=UserTaskArtifact.objects.only('uuid', 'status_id').order_by('id'))
@@ -134,8 +156,9 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
     @extend_schema(
         summary='Cancel a task; a task that already ended is returned unchanged',
         operation_id='tasks_cancel',
+        parameters=[_INCLUDE],
         request=None,
-        responses={200: StatusSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND},
+        responses={200: StatusSerializer, 400: _BAD_REQUEST, 403: _FORBIDDEN, 404: _NOT_FOUND},
     )
     @action(detail=True, methods=['post'])
     def cancel(self, request, *args, **kwargs):
@@ -153,11 +176,12 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
             'in Location); 200 with the identical task that was already active. The old task '
             'stays and links to the new one; it can be tried again once.'),
         operation_id='tasks_retry',
+        parameters=[_INCLUDE],
         request=None,
         responses={
             201: StatusSerializer,
             200: OpenApiResponse(StatusSerializer, description='An identical task was already active: that one'),
-            403: _FORBIDDEN, 404: _NOT_FOUND,
+            400: _BAD_REQUEST, 403: _FORBIDDEN, 404: _NOT_FOUND,
             409: OpenApiResponse(_MESSAGE, description=(
                 'The task cannot be tried again; reason: not_retryable (its class does not allow it, or its '
                 'arguments were not kept), not_ended, succeeded or already_retried')),
@@ -185,9 +209,9 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
 
 @extend_schema_view(
     list=extend_schema(summary='List the visible artifacts, newest first',
-                       responses={200: ArtifactSerializer(many=True), 403: _FORBIDDEN}),
+                       responses={200: ArtifactSerializer(many=True), 400: _BAD_REQUEST, 403: _FORBIDDEN}),
     retrieve=extend_schema(summary='Show one artifact',
-                           responses={200: ArtifactSerializer, 403: _FORBIDDEN, 404: _NOT_FOUND}),
+                           responses={200: ArtifactSerializer, 400: _BAD_REQUEST, 403: _FORBIDDEN, 404: _NOT_FOUND}),
 )
 class ArtifactViewSet(_ProjectSettingsMixin, viewsets.ReadOnlyModelViewSet):
     """List and show the artifacts of user tasks."""

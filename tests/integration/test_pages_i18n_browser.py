@@ -129,7 +129,8 @@ def test_task_and_list_pages_in_french_have_no_english_ui_word(browser, site, ow
     assert page.inner_text('#ut-artifacts') == f'Télécharger {os.path.basename(artifact.file.name)} (Résultat)'
     assert english_on(page, english_words, user_content) == []
     # The API answers the same browser in its language.
-    api = page.evaluate(f"fetch('/api/tasks/v0/tasks/{status.uuid}/').then(response => response.json())")
+    api = page.evaluate(f"fetch('/api/tasks/v0/tasks/{status.uuid}/?include=state_message')"
+                        '.then(response => response.json())')
     assert (api['state'], api['state_text']) == ('Succeeded', 'Réussie')
     # A failed task: its error (user content here) under a French label.
     page.goto(f'{site}/user_tasks/{failed_status.uuid}/')
@@ -191,7 +192,8 @@ def test_arabic_pages_lay_out_right_to_left(browser, site, owner, tmp_path):  # 
     assert page.eval_on_selector('#ut-progress', 'element => getComputedStyle(element).direction') == 'rtl'
     assert _filled_side(page.locator('#ut-progress').screenshot()) > 0.75
     screenshot(page, tmp_path, 'user-tasks-task-ar.png')
-    api = page.evaluate(f"fetch('/api/tasks/v0/tasks/{status.uuid}/').then(response => response.json())")
+    api = page.evaluate(f"fetch('/api/tasks/v0/tasks/{status.uuid}/?include=state_message')"
+                        '.then(response => response.json())')
     assert (api['state'], api['state_text']) == ('Processing item 4 of 12', 'جارٍ معالجة العنصر 4 من 12')
     assert (api['state_msgid'], api['state_params']) == (stages.ITEMS, {'done': 4, 'total': 12})
     # The list: the name column is the rightmost, each row reads right to left.
