@@ -80,11 +80,12 @@ def owner(site):
     return get_user_model().objects.create_user(f'owner-{uuid4().hex[:8]}', password='pw')
 
 
-def open_as(browser, site, user):
-    """A browser page logged in as ``user`` (its session cookie, as after a login)."""
+def open_as(browser, site, user, locale=None):
+    """A browser page logged in as ``user`` (its session cookie, as after a login), in ``locale`` if given."""
     client = Client()
     client.force_login(user)
-    context = browser.new_context(accept_downloads=True, viewport={'width': 1000, 'height': 560})
+    options = {'locale': locale} if locale else {}  # the browser's language, its Accept-Language
+    context = browser.new_context(accept_downloads=True, viewport={'width': 1000, 'height': 560}, **options)
     context.add_cookies([{'name': 'sessionid', 'value': client.cookies['sessionid'].value, 'url': site}])
     context.set_default_timeout(WAIT_MS)
     return context.new_page()

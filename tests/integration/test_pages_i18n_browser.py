@@ -23,11 +23,11 @@ from uuid import uuid4
 import polib
 import pytest
 from django.core.files.base import ContentFile
-from django.test import Client
 
 from tests.integration.test_pages_browser import (  # noqa: F401
     WAIT_MS,
     browser,
+    open_as,
     owner,
     screenshot,
     site,
@@ -57,16 +57,6 @@ VISIBLE_TEXT = """() => {
   }
   return texts.join('\\n');
 }"""
-
-
-def open_in(browser, site, user, locale):  # noqa: F811
-    """A page logged in as ``user`` in a browser whose language is ``locale`` (its Accept-Language)."""
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(locale=locale, viewport={'width': 1000, 'height': 560})
-    context.add_cookies([{'name': 'sessionid', 'value': client.cookies['sessionid'].value, 'url': site}])
-    context.set_default_timeout(WAIT_MS)
-    return context.new_page()
 
 
 @pytest.fixture(scope='module')
@@ -104,7 +94,7 @@ def test_task_and_list_pages_in_french_have_no_english_ui_word(browser, site, ow
     status.set_name(name)
     failed_status.set_name('Importation du cours course-v1:DemoX+Chimie+2025')
     user_content = {name, failed_status.name, owner.username, 'Disque plein'}
-    page = open_in(browser, site, owner, 'fr-FR')
+    page = open_as(browser, site, owner, locale='fr-FR')
     page.goto(f'{site}/user_tasks/{status.uuid}/')
     assert page.evaluate('[document.documentElement.lang, document.documentElement.dir]') == ['fr', 'ltr']
     # Live, without a reload: the stage arrives from the worker, in French, with its numbers.
@@ -143,7 +133,7 @@ def test_task_and_list_pages_in_french_have_no_english_ui_word(browser, site, ow
     screenshot(page, tmp_path, 'user-tasks-list-fr.png')
     page.context.close()
     # The check has teeth: the same pages in English are full of English UI words.
-    page = open_in(browser, site, owner, 'en-US')
+    page = open_as(browser, site, owner, locale='en-US')
     page.goto(f'{site}/user_tasks/{status.uuid}/')
     assert {'state', 'progress', 'results', 'attempts', 'complete', 'steps'} <= set(
         english_on(page, english_words, user_content))
@@ -174,7 +164,7 @@ def test_arabic_pages_lay_out_right_to_left(browser, site, owner, tmp_path):  # 
                                          completed_steps=3, state=UserTaskStatus.SUCCEEDED)
     artifact = UserTaskArtifact(status=done, name='Output')
     artifact.file.save('course.tar.gz', ContentFile(b'\x1f\x8b archive'))
-    page = open_in(browser, site, owner, 'ar')
+    page = open_as(browser, site, owner, locale='ar')
     page.goto(f'{site}/user_tasks/{status.uuid}/')
     assert page.evaluate('[document.documentElement.lang, document.documentElement.dir]') == ['ar', 'rtl']
     assert page.inner_text('#ut-state') == 'قيد التنفيذ'
@@ -204,7 +194,7 @@ def test_arabic_pages_lay_out_right_to_left(browser, site, owner, tmp_path):  # 
     screenshot(page, tmp_path, 'user-tasks-list-ar.png')
     page.context.close()
     # The same bar in French fills from the left: the pixel check tells the two apart.
-    page = open_in(browser, site, owner, 'fr')
+    page = open_as(browser, site, owner, locale='fr')
     page.goto(f'{site}/user_tasks/{status.uuid}/')
     assert _filled_side(page.locator('#ut-progress').screenshot()) < 0.25
     page.context.close()
