@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import commit, control, lifecycle, localized, status_connection
+from user_tasks import commit, control, lifecycle, localized, row_insert, status_connection
 from user_tasks.conf import get_storage
 from user_tasks.conf import settings as user_tasks_settings
 from user_tasks.exceptions import TaskCanceledException
@@ -264,7 +264,8 @@ class UserTaskStatus(TimeStampedModel):
             UserTaskStatus(task_id=task_id, task_class='app.tasks.export', name='Export',
                            total_steps=3, user_id=user.pk).submit()
         """
-        self.save(force_insert=True)
+        # save(force_insert=True), with its SQL built once per backend (user_tasks.row_insert).
+        row_insert.insert(self, router.db_for_write(type(self), instance=self))
         lifecycle.announce(self, lifecycle.SUBMITTED, queue=queue)
         return self
 
