@@ -374,20 +374,11 @@ class UserTaskStatus(TimeStampedModel):
     def _start_returning(cls, alias, task_id, attempt):
         """The rows of ``UPDATE ... RETURNING`` that start ``task_id`` on ``alias``."""
         connection = connections[alias]
-        now = timezone.now()
-        table = connection.ops.quote_name(cls._meta.db_table)
-        fields = cls._meta.concrete_fields
-        columns = ', '.join(connection.ops.quote_name(field.column) for field in fields)
-        db_now = cls._meta.get_field('started').get_db_prep_value(now, connection)
-        attempts = ''
+        db_now = cls._meta.get_field('started').get_db_prep_value(timezone.now(), connection)
+        sql, converters, names = _start_statement(cls, connection, with_attempt=attempt is not None)
         params = [cls.IN_PROGRESS, db_now, db_now, db_now]
         if attempt is not None:
-            greatest = 'GREATEST' if connection.vendor == 'postgresql' else 'MAX'
-            attempts, params = f', attempts = {greatest}(attempts, %s)', params + [int(attempt)]
-        sql = (
-            f'UPDATE {table} SET state = %s, started = %s, heartbeat = %s, modified = %s{attempts} '
-            f'WHERE task_id = %s AND state NOT IN (%s, %s, %s) RETURNING {columns}'
-        )
+            params.append(int(attempt))
         params += [task_id, *cls.FINAL_STATES]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -396,11 +387,8 @@ class UserTaskStatus(TimeStampedModel):
             return []
         # What ``raw()`` does, without its per-call set-up: the backend's and the fields'
         # converters (aware datetimes, UUIDs, booleans), then ``from_db``.
-        compiler = connection.ops.compiler('SQLCompiler')(sql_query.Query(cls), connection, alias)
-        converters = compiler.get_converters([field.get_col(cls._meta.db_table) for field in fields])
         if converters:
-            rows = compiler.apply_converters(rows, converters)
-        names = [field.attname for field in fields]
+            rows = converters[0].apply_converters(rows, converters[1])
         return [cls.from_db(alias, names, list(values)) for values in rows]
 
     def _start_waiting_parent(self, now):
@@ -755,6 +743,39 @@ class UserTaskStatus(TimeStampedModel):
             self._refresh_state()
             lifecycle.announce_stopped(self)
         return bool(moved)
+
+
+#: Where a connection keeps its start statements: {with_attempt: (sql, converters, attnames)}.
+_START_STATEMENTS = '_user_tasks_start_statements'
+
+
+def _start_statement(model, connection, with_attempt):
+    """
+    The start's ``UPDATE ... RETURNING`` on ``connection``, with its column converters, built once.
+
+    It runs once for every task a worker starts; building the statement and asking each
+    field for its converters cost more CPU than the rest of the start.  Kept on the
+    connection object, whose backend the converters are bound to and which they live and
+    die with (a green thread's connection included).
+    """
+    cached = connection.__dict__.setdefault(_START_STATEMENTS, {})
+    if with_attempt not in cached:
+        table = connection.ops.quote_name(model._meta.db_table)
+        fields = model._meta.concrete_fields
+        columns = ', '.join(connection.ops.quote_name(field.column) for field in fields)
+        attempts = ''
+        if with_attempt:
+            greatest = 'GREATEST' if connection.vendor == 'postgresql' else 'MAX'
+            attempts = f', attempts = {greatest}(attempts, %s)'
+        sql = (
+            f'UPDATE {table} SET state = %s, started = %s, heartbeat = %s, modified = %s{attempts} '
+            f'WHERE task_id = %s AND state NOT IN (%s, %s, %s) RETURNING {columns}'
+        )
+        compiler = connection.ops.compiler('SQLCompiler')(sql_query.Query(model), connection, connection.alias)
+        converters = compiler.get_converters([field.get_col(model._meta.db_table) for field in fields])
+        cached[with_attempt] = (sql, (compiler, converters) if converters else None,
+                                [field.attname for field in fields])
+    return cached[with_attempt]
 
 
 def _can_update_returning(connection):
