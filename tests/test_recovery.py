@@ -391,6 +391,30 @@ class TestPublishing:
         assert not S.objects.exists()
 
     @pytest.mark.django_db(transaction=True)
+    def test_publish_refused_at_commit_leaves_no_pending_row(self, user, celery_app):
+        """Inside a transaction the message goes at commit: refused there, the committed row goes too (C1)."""
+        with mock.patch('kombu.Producer.publish', side_effect=OSError('broker down')) as publish:
+            with pytest.raises(OSError):
+                with transaction.atomic():
+                    marker_task.apply_async(kwargs={'user_id': user.pk})
+                    assert S.objects.filter(state=S.PENDING).count() == 1
+        publish.assert_called_once()
+        assert not transaction.get_connection().in_atomic_block
+        assert not S.objects.exists()
+
+    @pytest.mark.django_db(transaction=True)
+    def test_publish_refused_at_commit_leaves_a_row_that_has_started(self, user, celery_app):
+        """Only a row still Pending is forgotten (a message the broker took after all may have run)."""
+        def refuse_after_a_worker_started_it(*args, **kwargs):
+            S.objects.filter(state=S.PENDING).update(state=S.IN_PROGRESS)
+            raise OSError('broker down')
+        with mock.patch('kombu.Producer.publish', side_effect=refuse_after_a_worker_started_it):
+            with pytest.raises(OSError):
+                with transaction.atomic():
+                    marker_task.apply_async(kwargs={'user_id': user.pk})
+        assert list(S.objects.values_list('state', flat=True)) == [S.IN_PROGRESS]
+
+    @pytest.mark.django_db(transaction=True)
     def test_rolled_back_publish_leaves_no_row_and_sends_nothing(self, user, celery_app):
         with mock.patch('kombu.Producer.publish') as publish:
             with pytest.raises(RuntimeError):

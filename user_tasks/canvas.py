@@ -353,9 +353,22 @@ def record_standalone(status):
 
 
 def forget_unsent(task_id):
-    """Delete the row this process recorded for a message the broker then refused."""
-    if _recorded.get(task_id):
-        UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.PENDING).delete()
+    """
+    Delete the row this process recorded for a message the broker then refused (if still Pending).
+
+    A "Try again" (``user_tasks.retrying``) that recorded it linked the old row to it: that
+    link goes too, so the old task can still be tried again.  Only the failure path pays
+    for it (the look-up by user and class uses the index that starts with them).
+    """
+    if not _recorded.get(task_id):
+        return
+    unsent = UserTaskStatus.objects.filter(task_id=task_id, state=UserTaskStatus.PENDING)
+    row = unsent.values('uuid', 'user_id', 'task_class').first()
+    if row is None:
+        return
+    unsent.delete()
+    UserTaskStatus.objects.filter(user_id=row['user_id'], task_class=row['task_class'],
+                                  retried_as=row['uuid']).update(retried_as=None)
 
 
 def message_from_proto2(body, headers):
