@@ -75,6 +75,17 @@ class TestEagerUnderTestCase(_Recorders, TestCase):
         result = failing_task.apply_async((self.user.pk,), {'message': 'host broke'})
         self.assertEqual([(c['task_id'], c['db_state']) for c in self.stopped.calls], [(result.id, S.FAILED)])
 
+    def test_unknown_user_fails_the_run_with_type_error(self):
+        """As in autocommit: no row (TestCase's deferred foreign key would not refuse one), a TypeError."""
+        with self.assertLogs(level=logging.ERROR) as logs:
+            result = sample_task.apply_async((INVALID_USER,), {'label': 'nobody'})
+        self.assertTrue(result.failed())
+        self.assertIsInstance(result.result, TypeError)
+        self.assertEqual(str(result.result), f'Invalid user_id: {INVALID_USER}')
+        self.assertIn(f'Invalid user_id: {INVALID_USER}', '\n'.join(logs.output))
+        self.assertFalse(S.objects.exists())  # and nothing for TestCase's constraint check to refuse
+        self.assertEqual(self.stopped.calls, [])
+
     def test_own_atomic_block_still_waits_for_commit(self):
         with self.captureOnCommitCallbacks(execute=False) as callbacks:
             with transaction.atomic():
@@ -116,6 +127,14 @@ class TestPublishUnderTestCase(_Recorders, TestCase):
 def test_django_db_eager_stopped_at_once(eager, user, stopped):
     result = sample_task.apply_async((user.pk,), {'label': 'pytest'})
     assert [(c['task_id'], c['db_state']) for c in stopped.calls] == [(result.id, S.SUCCEEDED)]
+
+
+@pytest.mark.django_db
+def test_django_db_eager_unknown_user_fails_with_type_error(eager, user):
+    result = sample_task.apply_async((INVALID_USER,), {'label': 'nobody'})
+    assert result.failed() and str(result.result) == f'Invalid user_id: {INVALID_USER}'
+    assert isinstance(result.result, TypeError)
+    assert not S.objects.exists()
 
 
 @pytest.mark.django_db

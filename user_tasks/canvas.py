@@ -428,8 +428,14 @@ def create_status_for_request(task, request):
     status = _describe(task, request.args, request.kwargs, request.id)
     # The registered name of a default-named task is module.function.
     status.task_class = task.name
+    alias = router.db_for_write(UserTaskStatus)
+    if transaction.get_connection(alias).in_atomic_block and not get_user_model().objects.filter(
+            pk=status.user_id).exists():
+        # As in ``record_publish``: inside a transaction (an eager run under ``TestCase`` too)
+        # the foreign key is only checked at commit, so the IntegrityError below never comes.
+        raise TypeError(f'Invalid user_id: {status.user_id}')
     try:
-        with commit.atomic(using=router.db_for_write(UserTaskStatus)):
+        with commit.atomic(using=alias):
             return _save(status)
     except IntegrityError as exc:
         existing = UserTaskStatus.objects.filter(task_id=request.id).first()
