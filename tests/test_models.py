@@ -608,3 +608,46 @@ class TestContainerOfACanceledMember:
         assert group.cancel() is True  # its children's cancels leave its end to it
         assert group.cancel() is False
         assert stopped.task_ids().count(group.task_id) == 1
+
+
+# -- texts longer than their columns ----------------------------------------------------
+
+class TestLongTexts:
+    """Cut to the column, ending with an ellipsis (PostgreSQL and MariaDB refuse longer values)."""
+
+    def test_column_lengths(self):
+        from user_tasks import localized
+        assert localized.NAME_MAX_LENGTH == S._meta.get_field('name').max_length
+        assert localized.STATE_MAX_LENGTH == S._meta.get_field('state').max_length
+
+    def test_set_name_cuts_self_and_ancestors(self, tree):
+        tree['a'].set_name('n' * 300)
+        for key in ('a', 'group', 'chain'):
+            name = db(tree[key]).name
+            assert (len(name), name[-1], name[:-1]) == (255, '\u2026', 'n' * 254), key
+        assert tree['chain'].name == db(tree['chain']).name
+        tree['a'].set_name('n' * 255)  # fits: left as it is
+        assert db(tree['a']).name == 'n' * 255
+
+    def test_set_state_cuts_the_stored_stage(self, make_status):
+        status = make_status(state=S.IN_PROGRESS)
+        status.set_state('s' * 200)
+        assert db(status).state == status.state == 's' * 127 + '\u2026'
+        status.set_state('Copying %(name)s', name='f' * 200)
+        row = db(status)
+        assert row.state == ('Copying ' + 'f' * 200)[:127] + '\u2026'
+        assert row.state_text == 'Copying ' + 'f' * 200  # rendered whole from its message and parameters
+        status.set_state('s' * 128)
+        assert db(status).state == 's' * 128
+
+    def test_publish_cuts_generated_and_container_names(self, user, celery_app):
+        from celery import group
+
+        from tests.conftest import UNCONSUMED_QUEUE
+        from tests.tasks import long_named_task
+        result = long_named_task.apply_async((user.pk,), {'filename': 'f' * 300}, queue=UNCONSUMED_QUEUE)
+        assert db(S.objects.get(task_id=result.id)).name == ('Import of course-v1:edX+Demo+2026 from '
+                                                             + 'f' * 300)[:254] + '\u2026'
+        group(long_named_task.si(user.pk, user_task_name='g' * 300),
+              long_named_task.si(user.pk)).apply_async(queue=UNCONSUMED_QUEUE)
+        assert S.objects.get(task_class='celery.group').name == 'g' * 254 + '\u2026'

@@ -508,7 +508,8 @@ class UserTaskStatus(TimeStampedModel):
         (``state_text``, rendered from the message id and parameters: ``user_tasks.localized``).
 
         Arguments:
-            custom_state (str): a gettext message id (mark it with ``gettext_noop``), e.g. ``'Validating'``.
+            custom_state (str): a gettext message id (mark it with ``gettext_noop``), e.g. ``'Validating'``;
+                its English rendering is cut to 128 characters, ending with an ellipsis, when longer.
             **params: the values of its placeholders (JSON values).
 
         Raises:
@@ -538,12 +539,14 @@ class UserTaskStatus(TimeStampedModel):
         Rename the task and every ancestor.
 
         Arguments:
-            name (str): a name the triggering user will understand.
+            name (str): a name the triggering user will understand (cut to 255 characters,
+                ending with an ellipsis, when longer).
 
         Example::
 
             self.status.set_name(f'Import of {course_key}')
         """
+        name = localized.fit(name, localized.NAME_MAX_LENGTH)
         nodes = [self] + list(self._ancestors())
         self._update(pks=[n.pk for n in nodes], name=name)
         for node in nodes:

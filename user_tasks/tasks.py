@@ -175,7 +175,7 @@ class UserTaskMixin:
             arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
 
         Returns:
-            str: the row's ``name`` (at most 255 characters).
+            str: the row's ``name`` (a longer one is cut to 255 characters, ending with an ellipsis).
 
         Example::
 
