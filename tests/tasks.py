@@ -304,3 +304,22 @@ def staged_task(self, user_id, steps=6, delay=0.4, **kwargs):
     self.status.set_state(stages.COMPRESSING)
     time.sleep(delay)
     return steps
+
+
+class LongNamedTask(SampleTask):
+    """Named as Studio's import is, after a file name the user chose (which can be long)."""
+
+    @classmethod
+    def generate_name(cls, arguments_dict):
+        return f"Import of course-v1:edX+Demo+2026 from {arguments_dict.get('filename', 'course.tar.gz')}"
+
+
+@shared_task(base=LongNamedTask, bind=True)
+def long_named_task(self, user_id, filename='course.tar.gz', stage='', rename='', **kwargs):
+    """Set a stage and a new name of any length; return them as they were stored."""
+    if stage:
+        self.status.set_state(stage)
+    if rename:
+        self.status.set_name(rename)
+    self.status.increment_completed_steps()
+    return {'state': self.status.state, 'name': self.status.name}

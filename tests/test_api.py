@@ -319,6 +319,49 @@ def test_cancel_ignores_a_body_that_is_not_json(api, owner):
     assert response.status_code in (200, 415)
 
 
+def _broker_unreachable():
+    from kombu.exceptions import OperationalError
+    return OperationalError('Error 111 connecting to 127.0.0.1:6379. Connection refused.')
+
+
+@pytest.mark.parametrize('state', [UserTaskStatus.PENDING, UserTaskStatus.RETRYING])
+def test_cancel_while_the_broker_is_unreachable_still_cancels(api, owner, state, no_revoke, caplog):
+    """The revoke is a hint: the Canceled row is what keeps the body from running (task_prerun)."""
+    no_revoke.side_effect = _broker_unreachable()
+    status = create_status(owner, state=state)
+    api.force_authenticate(owner)
+    with caplog.at_level('WARNING', logger='user_tasks.control'):  # the session worker set the root to ERROR
+        response = api.post(status_url(status, 'cancel/'))
+    assert response.status_code == 200, response.content
+    assert response.json()['state'] == UserTaskStatus.CANCELED
+    no_revoke.assert_called_once_with(status.task_id)
+    row = UserTaskStatus.objects.get(pk=status.pk)
+    assert row.state == UserTaskStatus.CANCELED and row.finished is not None
+    assert f'Could not revoke user task {status.task_id}' in caplog.text
+
+
+def test_delete_while_the_broker_is_unreachable_still_deletes(api, owner, no_revoke):
+    no_revoke.side_effect = _broker_unreachable()
+    status = create_status(owner)
+    api.force_authenticate(owner)
+    assert api.delete(status_url(status)).status_code == 204
+    assert not UserTaskStatus.objects.exists()
+
+
+def test_cancel_of_a_running_task_whose_termination_cannot_be_scheduled(api, owner, settings, caplog):
+    """USER_TASKS_TERMINATE_AFTER with the broker down: canceled all the same; it stops at its next step."""
+    settings.USER_TASKS_TERMINATE_AFTER = {'tests.tasks.sample_task': 5}
+    status = create_status(owner, state=UserTaskStatus.IN_PROGRESS)
+    api.force_authenticate(owner)
+    with mock.patch('celery.app.task.Task.apply_async', side_effect=_broker_unreachable()) as send, \
+            caplog.at_level('WARNING', logger='user_tasks.control'):
+        response = api.post(status_url(status, 'cancel/'))
+    assert response.status_code == 200, response.content
+    assert response.json()['state'] == UserTaskStatus.CANCELED
+    send.assert_called_once()
+    assert f'Could not schedule the termination of canceled user task {status.task_id}' in caplog.text
+
+
 def test_delete_removes_the_task_and_its_artifacts(api, owner):
     status = create_status(owner, state=UserTaskStatus.SUCCEEDED)
     create_artifact(status)

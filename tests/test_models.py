@@ -479,3 +479,175 @@ class TestCancel:
         assert sorted(stopped.task_ids()) == sorted(tree[k].task_id for k in ('chain', 'group', 'a', 'b'))
         assert all(call['db_state'] == S.CANCELED for call in stopped.calls)
         assert sorted(c.args[0] for c in revoke.call_args_list) == sorted([tree['a'].task_id, tree['b'].task_id])
+
+
+# -- a container whose member is canceled on its own (ADR 0013) -----------------------------
+
+class TestContainerOfACanceledMember:
+
+    @pytest.fixture
+    def group_of(self, make_status):
+        def build(n, task_class='celery.group'):
+            container = make_status(task_class=task_class, is_container=True, total_steps=n, name='Canvas')
+            members = [make_status(parent=container) for _ in range(n)]
+            for member in members:
+                member.parent = container
+            return container, members
+        return build
+
+    def test_group_ends_canceled_once_the_other_members_end(self, group_of, revoke, stopped):
+        group, (a, b) = group_of(2)
+        assert db(a).cancel() is True
+        assert db(group).state == S.PENDING  # b has not ended
+        b.start()
+        b.succeed()
+        row = db(group)
+        assert (row.state, row.completed_steps, row.total_steps) == (S.CANCELED, 1, 2)
+        assert row.finished is not None
+        assert [(c['task_id'], c['db_state']) for c in stopped.calls] == [
+            (a.task_id, S.CANCELED), (b.task_id, S.SUCCEEDED), (group.task_id, S.CANCELED)]
+
+    def test_group_ends_canceled_when_its_last_member_is_canceled(self, group_of, revoke, stopped):
+        group, (a, b) = group_of(2)
+        a.start()
+        a.succeed()
+        assert b.cancel() is True
+        assert b.parent.state == S.CANCELED  # seen through the cached parent
+        assert db(group).state == S.CANCELED
+        assert stopped.task_ids() == [a.task_id, b.task_id, group.task_id]
+
+    def test_member_canceled_while_running_ends_the_group_when_it_stops(self, group_of, revoke, stopped):
+        group, (a, b) = group_of(2)
+        a.start()
+        assert db(a).cancel() is True  # running: Canceled, its work not stopped yet
+        b.start()
+        b.succeed()
+        assert db(group).state == S.IN_PROGRESS and db(group).finished is None
+        with pytest.raises(TaskCanceledException):
+            a.increment_completed_steps()
+        assert a.mark_stopped() is True
+        assert db(group).state == S.CANCELED
+        assert [(c['task_id'], c['db_state']) for c in stopped.calls] == [
+            (b.task_id, S.SUCCEEDED), (a.task_id, S.CANCELED), (group.task_id, S.CANCELED)]
+
+    def test_all_succeeded_still_succeeds_and_a_failure_still_fails(self, group_of):
+        group, members = group_of(2)
+        for member in members:
+            member.start()
+            member.succeed()
+        assert (db(group).state, db(group).completed_steps) == (S.SUCCEEDED, 2)
+        group, (a, b) = group_of(2)
+        a.fail('broke')
+        b.start()
+        b.succeed()
+        assert db(group).state == S.FAILED
+        assert list(db(group).artifacts.values_list('text', flat=True)) == ['broke']
+
+    def test_not_before_every_member_is_published(self, group_of, revoke):
+        group, (a, b) = group_of(2)
+        S.objects.filter(pk=group.pk).update(total_steps=3)  # a third member is still to be recorded
+        group.total_steps = 3
+        a.cancel()
+        b.cancel()
+        assert db(group).state == S.PENDING
+        assert group.end_if_children_ended() is False
+
+    def test_ends_once(self, group_of, revoke, stopped):
+        group, (a, b) = group_of(2)
+        a.cancel()
+        b.cancel()
+        assert db(group).end_if_children_ended() is False
+        assert stopped.task_ids().count(group.task_id) == 1
+
+    def test_chain_member_canceled_cancels_the_later_members(self, group_of, revoke, stopped):
+        chain, (a, b, c) = group_of(3, 'celery.chain')
+        assert db(b).cancel() is True
+        assert [db(m).state for m in (a, b, c)] == [S.PENDING, S.CANCELED, S.CANCELED]
+        assert db(chain).state == S.PENDING  # a has not ended
+        assert sorted(call.args[0] for call in revoke.call_args_list) == sorted([b.task_id, c.task_id])
+        assert db(a).cancel() is True
+        assert db(chain).state == S.CANCELED
+        assert sorted(stopped.task_ids()) == sorted(t.task_id for t in (chain, a, b, c))
+        assert not UserTaskArtifact.objects.exists()  # no "message lost" failure later
+
+    def test_chain_member_canceled_while_running(self, group_of, revoke, stopped):
+        chain, (a, b) = group_of(2, 'celery.chain')
+        a.start()
+        assert db(a).cancel() is True
+        assert db(b).state == S.CANCELED and db(b).finished is not None  # it would never run
+        assert db(chain).state == S.IN_PROGRESS
+        assert db(a).mark_stopped() is True
+        assert db(chain).state == S.CANCELED
+        assert stopped.task_ids() == [b.task_id, a.task_id, chain.task_id]
+
+    def test_canceled_chord_header_cancels_the_body(self, make_status, revoke, stopped):
+        chord = make_status(task_class='celery.chord', is_container=True, total_steps=3)
+        body = make_status(parent=chord)
+        header = make_status(task_class='celery.group', is_container=True, total_steps=2, parent=chord)
+        h1, h2 = make_status(parent=header), make_status(parent=header)
+        header.parent = chord
+        for member in (h1, h2):
+            member.parent = header
+        h1.cancel()
+        assert db(body).state == S.PENDING
+        h2.start()
+        h2.succeed()
+        assert [db(row).state for row in (header, body, chord)] == [S.CANCELED, S.CANCELED, S.CANCELED]
+        assert stopped.task_ids() == [h1.task_id, h2.task_id, header.task_id, body.task_id, chord.task_id]
+
+    def test_group_in_a_chain(self, tree, revoke, stopped):
+        tree['a'].cancel()
+        tree['b'].start()
+        tree['b'].succeed()
+        # The group ended Canceled; c, after it in the chain, never runs; the chain ends.
+        assert [db(tree[k]).state for k in ('group', 'c', 'chain')] == [S.CANCELED] * 3
+        assert len(stopped.calls) == 5 and all(stopped.for_task(t.task_id) for t in tree.values())
+
+    def test_container_cancel_still_returns_true_once(self, group_of, revoke, stopped):
+        group, members = group_of(2)
+        assert group.cancel() is True  # its children's cancels leave its end to it
+        assert group.cancel() is False
+        assert stopped.task_ids().count(group.task_id) == 1
+
+
+# -- texts longer than their columns ----------------------------------------------------
+
+class TestLongTexts:
+    """Cut to the column, ending with an ellipsis (PostgreSQL and MariaDB refuse longer values)."""
+
+    def test_column_lengths(self):
+        from user_tasks import localized
+        assert localized.NAME_MAX_LENGTH == S._meta.get_field('name').max_length
+        assert localized.STATE_MAX_LENGTH == S._meta.get_field('state').max_length
+
+    def test_set_name_cuts_self_and_ancestors(self, tree):
+        tree['a'].set_name('n' * 300)
+        for key in ('a', 'group', 'chain'):
+            name = db(tree[key]).name
+            assert (len(name), name[-1], name[:-1]) == (255, '\u2026', 'n' * 254), key
+        assert tree['chain'].name == db(tree['chain']).name
+        tree['a'].set_name('n' * 255)  # fits: left as it is
+        assert db(tree['a']).name == 'n' * 255
+
+    def test_set_state_cuts_the_stored_stage(self, make_status):
+        status = make_status(state=S.IN_PROGRESS)
+        status.set_state('s' * 200)
+        assert db(status).state == status.state == 's' * 127 + '\u2026'
+        status.set_state('Copying %(name)s', name='f' * 200)
+        row = db(status)
+        assert row.state == ('Copying ' + 'f' * 200)[:127] + '\u2026'
+        assert row.state_text == 'Copying ' + 'f' * 200  # rendered whole from its message and parameters
+        status.set_state('s' * 128)
+        assert db(status).state == 's' * 128
+
+    def test_publish_cuts_generated_and_container_names(self, user, celery_app):
+        from celery import group
+
+        from tests.conftest import UNCONSUMED_QUEUE
+        from tests.tasks import long_named_task
+        result = long_named_task.apply_async((user.pk,), {'filename': 'f' * 300}, queue=UNCONSUMED_QUEUE)
+        assert db(S.objects.get(task_id=result.id)).name == ('Import of course-v1:edX+Demo+2026 from '
+                                                             + 'f' * 300)[:254] + '\u2026'
+        group(long_named_task.si(user.pk, user_task_name='g' * 300),
+              long_named_task.si(user.pk)).apply_async(queue=UNCONSUMED_QUEUE)
+        assert S.objects.get(task_class='celery.group').name == 'g' * 254 + '\u2026'

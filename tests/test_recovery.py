@@ -162,7 +162,7 @@ class TestReap:
         child = make_status(parent=parent, state=S.IN_PROGRESS)
         age(child, seconds=120)
         age(parent, seconds=120)
-        assert recovery.reap() == {'stale': 1, 'pending_timeout': 0, 'canceled_stopped': 0}
+        assert recovery.reap() == {'stale': 1, 'pending_timeout': 0, 'canceled_stopped': 0, 'containers_ended': 0}
         assert db(parent).state == S.FAILED  # through the child, never as a stale row itself
 
     @pytest.mark.parametrize('state', [S.PENDING, S.RETRYING])
@@ -225,6 +225,42 @@ class TestReap:
             assert recovery.reap()['stale'] == 1
         finally:
             del ut_settings.USER_TASKS_STALE_AFTER
+
+    def test_container_left_unfinished_with_ended_children_is_ended(self, make_status, short_settings, stopped):
+        """A group whose member was canceled before the fix: left In Progress, now ended Canceled."""
+        group = make_status(task_class='celery.group', is_container=True, total_steps=2, state=S.IN_PROGRESS)
+        done = timezone.now() - timedelta(hours=1)
+        canceled = make_status(parent=group, state=S.CANCELED, finished=done)
+        make_status(parent=group, state=S.SUCCEEDED, finished=done)
+        young = make_status(task_class='celery.group', is_container=True, state=S.IN_PROGRESS)
+        make_status(parent=young, state=S.SUCCEEDED, finished=done)
+        running = make_status(task_class='celery.group', is_container=True, state=S.IN_PROGRESS)
+        make_status(parent=running, state=S.CANCELED, finished=done)
+        make_status(parent=running, state=S.IN_PROGRESS)
+        empty = make_status(task_class='celery.group', is_container=True, total_steps=0, state=S.PENDING)
+        for row in (group, running, empty):
+            age(row, seconds=61)
+        assert recovery.reap() == {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0, 'containers_ended': 1}
+        assert db(group).state == S.CANCELED and db(group).finished is not None
+        assert [db(row).state for row in (young, running, empty)] == [S.IN_PROGRESS, S.IN_PROGRESS, S.PENDING]
+        assert stopped.task_ids() == [group.task_id]
+        assert recovery.reap()['containers_ended'] == 0
+        assert db(canceled).state == S.CANCELED
+
+    def test_container_of_a_canceled_member_whose_worker_died_ends_when_it_is_marked_stopped(
+            self, make_status, revoke, short_settings, stopped):
+        group = make_status(task_class='celery.group', is_container=True, total_steps=2)
+        a, b = make_status(parent=group), make_status(parent=group)
+        a.parent = b.parent = group
+        a.start()
+        a.cancel()
+        b.start()
+        b.succeed()
+        assert db(group).state == S.IN_PROGRESS  # a's work has not stopped
+        S.objects.filter(pk=a.pk).update(heartbeat=timezone.now() - timedelta(seconds=61))
+        assert recovery.reap() == {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 1, 'containers_ended': 0}
+        assert db(group).state == S.CANCELED
+        assert stopped.task_ids() == [b.task_id, a.task_id, group.task_id]
 
     def test_command_and_task(self, make_status, short_settings, capsys):
         first, second = make_status(state=S.IN_PROGRESS), make_status(state=S.IN_PROGRESS)
@@ -389,6 +425,30 @@ class TestPublishing:
             with pytest.raises(OSError):
                 marker_task.apply_async(kwargs={'user_id': user.pk})
         assert not S.objects.exists()
+
+    @pytest.mark.django_db(transaction=True)
+    def test_publish_refused_at_commit_leaves_no_pending_row(self, user, celery_app):
+        """Inside a transaction the message goes at commit: refused there, the committed row goes too (C1)."""
+        with mock.patch('kombu.Producer.publish', side_effect=OSError('broker down')) as publish:
+            with pytest.raises(OSError):
+                with transaction.atomic():
+                    marker_task.apply_async(kwargs={'user_id': user.pk})
+                    assert S.objects.filter(state=S.PENDING).count() == 1
+        publish.assert_called_once()
+        assert not transaction.get_connection().in_atomic_block
+        assert not S.objects.exists()
+
+    @pytest.mark.django_db(transaction=True)
+    def test_publish_refused_at_commit_leaves_a_row_that_has_started(self, user, celery_app):
+        """Only a row still Pending is forgotten (a message the broker took after all may have run)."""
+        def refuse_after_a_worker_started_it(*args, **kwargs):
+            S.objects.filter(state=S.PENDING).update(state=S.IN_PROGRESS)
+            raise OSError('broker down')
+        with mock.patch('kombu.Producer.publish', side_effect=refuse_after_a_worker_started_it):
+            with pytest.raises(OSError):
+                with transaction.atomic():
+                    marker_task.apply_async(kwargs={'user_id': user.pk})
+        assert list(S.objects.values_list('state', flat=True)) == [S.IN_PROGRESS]
 
     @pytest.mark.django_db(transaction=True)
     def test_rolled_back_publish_leaves_no_row_and_sends_nothing(self, user, celery_app):

@@ -194,6 +194,52 @@ def test_keyed_task_retried_with_its_key_again(api, owner):  # noqa: F811
         retrying.check(old)
 
 
+def broker_down():
+    """The broker refuses every message (as kombu does when it cannot connect)."""
+    from unittest import mock
+
+    from kombu.exceptions import OperationalError
+    return mock.patch('kombu.Producer.publish', side_effect=OperationalError('Error 111 connecting: refused'))
+
+
+def test_retry_while_the_broker_is_down_is_503_and_the_task_stays_retryable(api, owner, caplog):  # noqa: F811
+    old = ended(flaky_task, owner)
+    client = as_api(api, owner)
+    with broker_down(), caplog.at_level('WARNING', logger='user_tasks.retrying'):
+        response = client.post(retry_url(old))
+    assert response.status_code == 503, response.content
+    assert response.json()['reason'] == 'not_sent' and 'Try again in a moment' in response.json()['detail']
+    assert 'Could not send the retry' in caplog.text
+    # Nothing left Pending; the old task is not marked as tried again.
+    assert list(UserTaskStatus.objects.values_list('pk', 'retried_as')) == [(old.pk, None)]
+    response = client.post(retry_url(old))  # the broker is back
+    assert response.status_code == 201, response.content
+    new = UserTaskStatus.objects.exclude(pk=old.pk).get()
+    assert UserTaskStatus.objects.get(pk=old.pk).retried_as == new.uuid
+
+
+@override_settings(USER_TASKS_PUBLISH_ON_COMMIT=False)
+def test_retry_sent_at_once_while_the_broker_is_down_is_503_too(api, owner):  # noqa: F811
+    old = ended(flaky_task, owner)
+    with broker_down():
+        response = as_api(api, owner).post(retry_url(old))
+    assert (response.status_code, response.json()['reason']) == (503, 'not_sent')
+    assert list(UserTaskStatus.objects.values_list('pk', 'retried_as')) == [(old.pk, None)]
+
+
+def test_retry_in_the_callers_transaction_refused_at_its_commit_leaves_the_task_retryable(owner):  # noqa: F811
+    """Under ATOMIC_REQUESTS the message goes at the request's commit: the link goes with the new row."""
+    from django.db import transaction
+    from kombu.exceptions import OperationalError
+    old = ended(flaky_task, owner)
+    with broker_down(), pytest.raises(OperationalError):
+        with transaction.atomic():
+            new, _created = retrying.retry(UserTaskStatus.objects.get(pk=old.pk))
+            assert UserTaskStatus.objects.get(pk=old.pk).retried_as == new.uuid
+    assert list(UserTaskStatus.objects.values_list('pk', 'retried_as')) == [(old.pk, None)]
+    assert retrying.can_retry(UserTaskStatus.objects.get(pk=old.pk))
+
+
 # -- end to end, with the in-process worker ----------------------------------------------
 
 def test_a_transient_failure_tried_again_succeeds(worker, api, owner, tmp_path):  # noqa: F811
@@ -280,6 +326,16 @@ def test_try_again_over_the_limit_shows_the_page_with_429(owner):  # noqa: F811
     assert response.status_code == 429
     html = response.content.decode()
     assert 'role="alert"' in html and 'at most 3 tasks' in html and 'ut-retry-form' in html
+
+
+def test_try_again_while_the_broker_is_down_shows_the_page_with_503(owner):  # noqa: F811
+    old = ended(flaky_task, owner)
+    with broker_down():
+        response = as_user(owner).post(page_retry(old))
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert 'role="alert"' in html and 'Try again in a moment' in html and 'ut-retry-form' in html
+    assert UserTaskStatus.objects.count() == 1
 
 
 def test_try_again_twice_shows_why_not(owner):  # noqa: F811

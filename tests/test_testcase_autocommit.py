@@ -19,8 +19,8 @@ from django.test import TestCase, TransactionTestCase
 
 from tests.celery import app as tests_app
 from tests.conftest import UNCONSUMED_QUEUE, PublishedRecorder, StoppedRecorder, wait_until
-from tests.tasks import failing_task, sample_task
-from user_tasks import lifecycle, user_task_stopped
+from tests.tasks import failing_task, sample_task, spawning_task
+from user_tasks import commit, lifecycle, user_task_stopped
 from user_tasks.commit import in_transaction
 from user_tasks.models import UserTaskStatus as S
 
@@ -75,15 +75,42 @@ class TestEagerUnderTestCase(_Recorders, TestCase):
         result = failing_task.apply_async((self.user.pk,), {'message': 'host broke'})
         self.assertEqual([(c['task_id'], c['db_state']) for c in self.stopped.calls], [(result.id, S.FAILED)])
 
-    def test_own_atomic_block_still_waits_for_commit(self):
+    def test_unknown_user_fails_the_run_with_type_error(self):
+        """As in autocommit: no row (TestCase's deferred foreign key would not refuse one), a TypeError."""
+        with self.assertLogs(level=logging.ERROR) as logs:
+            result = sample_task.apply_async((INVALID_USER,), {'label': 'nobody'})
+        self.assertTrue(result.failed())
+        self.assertIsInstance(result.result, TypeError)
+        self.assertEqual(str(result.result), f'Invalid user_id: {INVALID_USER}')
+        self.assertIn(f'Invalid user_id: {INVALID_USER}', '\n'.join(logs.output))
+        self.assertFalse(S.objects.exists())  # and nothing for TestCase's constraint check to refuse
+        self.assertEqual(self.stopped.calls, [])
+
+    def test_eager_run_in_own_atomic_block_reports_at_once(self):
+        """A view under ATOMIC_REQUESTS in a TestCase: as 4.0, the eager run's stop is sent as it ends."""
         with self.captureOnCommitCallbacks(execute=False) as callbacks:
             with transaction.atomic():
                 result = sample_task.apply_async((self.user.pk,), {'label': 'inner'})
-            self.assertEqual(self.stopped.calls, [])
-        self.assertTrue(callbacks)
-        for callback in callbacks:
-            callback()
-        self.assertEqual([c['task_id'] for c in self.stopped.calls], [result.id])
+                self.assertEqual([(c['task_id'], c['db_state']) for c in self.stopped.calls],
+                                 [(result.id, S.SUCCEEDED)])
+                kinds = [kind for task_id, kind in self.events if task_id == result.id]
+                self.assertEqual((kinds[0], kinds[-1]), (lifecycle.SUBMITTED, lifecycle.STOPPED))
+                failed = failing_task.apply_async((self.user.pk,), {'message': 'inner broke'})
+                self.assertEqual([(c['task_id'], c['db_state']) for c in self.stopped.calls][1:],
+                                 [(failed.id, S.FAILED)])
+                # Once the runs have ended, work deferred by the library waits for the commit again.
+                self.assertFalse(commit.in_eager_run())
+                commit.after_commit(lambda: None, eager_at_once=True)
+        self.assertEqual(len(callbacks), 1)
+
+    def test_nested_eager_runs_report_at_once_until_the_outer_one_ends(self):
+        with self.captureOnCommitCallbacks(execute=False) as callbacks:
+            with transaction.atomic():
+                result = spawning_task.apply_async((self.user.pk, self.user.pk))
+                inner = S.objects.get(task_class='tests.tasks.sample_task')
+                self.assertEqual([c['task_id'] for c in self.stopped.calls], [inner.task_id, result.id])
+                self.assertFalse(commit.in_eager_run())
+        self.assertEqual(callbacks, [])
 
 
 class TestPublishUnderTestCase(_Recorders, TestCase):
@@ -107,7 +134,9 @@ class TestPublishUnderTestCase(_Recorders, TestCase):
                 result = sample_task.apply_async((self.user.pk,), queue=UNCONSUMED_QUEUE)
                 self.assertTrue(S.objects.filter(task_id=result.id).exists())
                 self.assertEqual(self.published.calls, [])
+                self.assertEqual(self.events, [])  # not an eager run: the events wait for the commit
         self.assertEqual(self.published.task_ids(), [result.id])
+        self.assertIn((result.id, lifecycle.SUBMITTED), self.events)
 
 
 # -- pytest-django's django_db (TestCase underneath) -----------------------------------------
@@ -116,6 +145,14 @@ class TestPublishUnderTestCase(_Recorders, TestCase):
 def test_django_db_eager_stopped_at_once(eager, user, stopped):
     result = sample_task.apply_async((user.pk,), {'label': 'pytest'})
     assert [(c['task_id'], c['db_state']) for c in stopped.calls] == [(result.id, S.SUCCEEDED)]
+
+
+@pytest.mark.django_db
+def test_django_db_eager_unknown_user_fails_with_type_error(eager, user):
+    result = sample_task.apply_async((INVALID_USER,), {'label': 'nobody'})
+    assert result.failed() and str(result.result) == f'Invalid user_id: {INVALID_USER}'
+    assert isinstance(result.result, TypeError)
+    assert not S.objects.exists()
 
 
 @pytest.mark.django_db
@@ -215,11 +252,12 @@ def test_library_block_that_raises_drops_its_deferred_work():
 class TestEagerUnderTransactionTestCase(_Recorders, TransactionTestCase):
     eager = True
 
-    def test_stopped_at_once_then_after_the_real_commit(self):
+    def test_stopped_at_once_in_a_real_transaction_too(self):
+        """An eager run reports as 4.0's receivers did: at once, inside the caller's transaction too."""
         now = sample_task.apply_async((self.user.pk,), {'label': 'ttc-eager'})
         self.assertEqual([c['task_id'] for c in self.stopped.calls], [now.id])
         with transaction.atomic():
             later = sample_task.apply_async((self.user.pk,), {'label': 'ttc-eager-tx'})
-            self.assertEqual([c['task_id'] for c in self.stopped.calls], [now.id])
-        self.assertEqual([(c['task_id'], c['db_state']) for c in self.stopped.calls],
-                         [(now.id, S.SUCCEEDED), (later.id, S.SUCCEEDED)])
+            self.assertEqual([(c['task_id'], c['db_state']) for c in self.stopped.calls],
+                             [(now.id, S.SUCCEEDED), (later.id, S.SUCCEEDED)])
+        self.assertEqual(len(self.stopped.calls), 2)

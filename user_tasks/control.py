@@ -10,10 +10,14 @@ task and schedule the termination of a running one without importing the Celery 
 attribute as ``user_tasks.signals.celery_app`` (that module aliases it), so replacing
 either, e.g. ``mock.patch('user_tasks.signals.celery_app')``, is seen by every caller.
 """
+import logging
+
 from celery import current_app
 from celery import current_app as celery_app
 
 from user_tasks.commit import after_commit
+
+LOG = logging.getLogger(__name__)
 
 #: Registered name of the task that terminates a canceled task still running (``user_tasks.tasks``).
 TERMINATE_TASK = 'user_tasks.tasks.terminate_canceled_task'
@@ -21,12 +25,24 @@ TERMINATE_TASK = 'user_tasks.tasks.terminate_canceled_task'
 
 def revoke(task_id):
     """
-    Ask the workers not to run ``task_id`` (a task that has not started yet).
+    Ask the workers not to run ``task_id`` (a task that has not started yet), if the broker is reachable.
+
+    A revoke is a hint: the row's final state is what stops the body (``task_prerun`` skips a
+    row that has ended), so a broadcast the broker refuses is logged and the cancel goes on.
 
     Arguments:
         task_id (str): the Celery task id.
+
+    Returns:
+        bool: whether the broadcast was sent.
     """
-    celery_app.control.revoke(task_id)
+    try:
+        celery_app.control.revoke(task_id)
+    except Exception as exc:  # noqa: BLE001  any broker failure: the row's state still stops the task
+        LOG.warning('Could not revoke user task %s in Celery (%r); its canceled row keeps it from running',
+                    task_id, exc)
+        return False
+    return True
 
 
 def terminate(task_id):
@@ -59,8 +75,12 @@ def schedule_termination(task_id, countdown, using, deleted=False):
     """
     def send():
         task = current_app.tasks[TERMINATE_TASK]
-        if deleted:
-            task.apply_async((task_id,), {'deleted': True}, countdown=countdown)
-        else:
-            task.apply_async((task_id,), countdown=countdown)
+        try:
+            if deleted:
+                task.apply_async((task_id,), {'deleted': True}, countdown=countdown)
+            else:
+                task.apply_async((task_id,), countdown=countdown)
+        except Exception as exc:  # noqa: BLE001  the cancel stands; the task stops at its next progress call
+            LOG.warning('Could not schedule the termination of canceled user task %s (%r); it stops at its '
+                        'next progress call', task_id, exc)
     after_commit(send, using=using)

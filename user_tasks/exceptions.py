@@ -57,3 +57,13 @@ class RetryRefused(Exception):  # noqa: N818  named like TooManyActiveTasks, its
     def __init__(self, reason, message):
         self.reason = reason
         super().__init__(message)
+
+
+class RetryNotSent(RuntimeError):  # noqa: N818  named like RetryRefused, its sibling
+    """
+    Raised when a task tried again could not be sent to the workers (the broker refused it or was unreachable).
+
+    Nothing is left behind: no new row, and the old task is not marked as tried again, so it
+    can be tried again later.  ``__cause__`` is the broker's error; a view usually answers
+    503 Service Unavailable with ``str(exc)``.
+    """

@@ -7,6 +7,8 @@ It imports only Django and the leaves (``user_tasks`` itself for the public sign
 and ``announce_purged``; the events are delivered after the surrounding transaction
 commits (at once in autocommit mode and under Django's ``TestCase``: see
 ``user_tasks.commit``), so observers never see a change that is later rolled back.
+The exception is an eager run (``task_always_eager``): its events are delivered at once,
+as 4.0's Celery receivers sent ``user_task_stopped``, even inside the caller's transaction.
 Observers (the public ``user_task_stopped`` signal, metrics, tracing, a host's own
 receiver) connect to ``event`` and ``purged``; a change of state never has to know
 who is listening.
@@ -77,8 +79,9 @@ _wrappers = {SUBMIT: (), EXECUTE: (), CANCEL: ()}
 
 def _on_commit(status, callback):
     # The connection the change was written through: in a worker, the status connection,
-    # which commits at once even while the task body holds a transaction open.
-    after_commit(callback, using=status_connection.alias_for(type(status)))
+    # which commits at once even while the task body holds a transaction open.  During an
+    # eager run the events are delivered at once, as 4.0's receivers sent them (ADR 0007).
+    after_commit(callback, using=status_connection.alias_for(type(status)), eager_at_once=True)
 
 
 def announce(status, kind, **details):

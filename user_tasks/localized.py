@@ -19,6 +19,10 @@ from django.utils.translation import gettext
 
 #: Length of the ``state`` column; a longer English rendering is cut to it.
 STATE_MAX_LENGTH = 128
+#: Length of the ``name`` column; a longer name is cut to it.
+NAME_MAX_LENGTH = 255
+#: Ends a text that was cut to fit its column (one character, so the cut text fits exactly).
+ELLIPSIS = '\u2026'
 
 
 def render(msgid, params=None, translate=True):
@@ -34,11 +38,26 @@ def render(msgid, params=None, translate=True):
         return msgid % params
 
 
+def fit(text, max_length):
+    """
+    ``text`` cut to ``max_length`` characters, its last one an ellipsis when it was cut.
+
+    PostgreSQL and MySQL refuse a longer value (``DataError``) where SQLite stores it:
+    names a host builds from user input (a file name, a course title) can be longer.
+    Anything but a ``str`` (None, a lazy translation) is returned as it is.
+
+    Example::
+
+        fit('Import of course-v1:edX+Demo+2026 from ' + filename, NAME_MAX_LENGTH)
+    """
+    if not isinstance(text, str) or len(text) <= max_length:
+        return text
+    return text[:max_length - 1] + ELLIPSIS
+
+
 def english(msgid, params=None):
     """The text stored in ``state``: the English rendering, cut to the column's length."""
-    if not params:
-        return msgid
-    return (msgid % params)[:STATE_MAX_LENGTH]
+    return fit(msgid % params if params else msgid, STATE_MAX_LENGTH)
 
 
 def checked_params(msgid, params):

@@ -497,7 +497,8 @@ class UserTaskStatus(TimeStampedModel):
         (``state_text``, rendered from the message id and parameters: ``user_tasks.localized``).
 
         Arguments:
-            custom_state (str): a gettext message id (mark it with ``gettext_noop``), e.g. ``'Validating'``.
+            custom_state (str): a gettext message id (mark it with ``gettext_noop``), e.g. ``'Validating'``;
+                its English rendering is cut to 128 characters, ending with an ellipsis, when longer.
             **params: the values of its placeholders (JSON values).
 
         Raises:
@@ -527,12 +528,14 @@ class UserTaskStatus(TimeStampedModel):
         Rename the task and every ancestor.
 
         Arguments:
-            name (str): a name the triggering user will understand.
+            name (str): a name the triggering user will understand (cut to 255 characters,
+                ending with an ellipsis, when longer).
 
         Example::
 
             self.status.set_name(f'Import of {course_key}')
         """
+        name = localized.fit(name, localized.NAME_MAX_LENGTH)
         nodes = [self] + list(self._ancestors())
         self._update(pks=[n.pk for n in nodes], name=name)
         for node in nodes:
@@ -620,7 +623,7 @@ class UserTaskStatus(TimeStampedModel):
         if self.parent_id is not None:
             if remaining > 0:
                 self._add_to_ancestors('completed_steps', remaining, now)
-            self.parent._child_succeeded(now)
+            self.parent.end_if_children_ended(now)
         return True
 
     def _succeed_row(self, alias, now):
@@ -640,36 +643,105 @@ class UserTaskStatus(TimeStampedModel):
             cursor.execute(sql, [self.SUCCEEDED, db_now, db_now, self.pk, *self.FINAL_STATES, self.RETRYING])
             return cursor.rowcount
 
-    def _child_succeeded(self, now):
-        """Succeed this container if every child has succeeded and every member has been published."""
-        moved = status_connection.run(type(self), lambda alias: self._succeed_if_children_have(alias, now),
-                                      durable=True)
-        if moved:
-            self.state, self.finished, self.completed_steps = self.SUCCEEDED, now, self.total_steps
-            lifecycle.announce_stopped(self)
-            if self.parent_id is not None:
-                self.parent._child_succeeded(now)
+    def end_if_children_ended(self, now=None):
+        """
+        End this container once every child has ended: Succeeded if all succeeded, else Canceled.
 
-    def _succeed_if_children_have(self, alias, now):
-        """The conditional UPDATE of ``_child_succeeded`` on ``alias``; returns the row count."""
+        A child has ended when it Succeeded, or was Canceled and its work has stopped
+        (``finished``); a Failed child has failed the container already (``fail``).  Every
+        member must have been published too (the children's steps cover the container's).
+        Called when a child ends (``succeed``, a cancel, ``mark_stopped``) and by the reaper
+        for containers left behind.  A container ended Canceled cancels what would have run
+        after it in its own chain or chord, then its parent is checked in turn.
+
+        Arguments:
+            now (datetime or None): the time of the end (default: now).
+
+        Returns:
+            bool: whether this call ended the container.
+
+        Example::
+
+            container.end_if_children_ended()
+        """
+        now = now or timezone.now()
+        state = status_connection.run(type(self), lambda alias: self._end_if_children_ended_on(alias, now),
+                                      durable=True)
+        if state is None:
+            return False
+        self.state, self.finished, self.modified, self.concurrency_key = state, now, now, None
+        if state == self.SUCCEEDED:
+            self.completed_steps = self.total_steps
+        lifecycle.announce_stopped(self)
+        if state == self.CANCELED:
+            self._member_canceled(now, stopped=True)
+        elif self.parent_id is not None:
+            self.parent.end_if_children_ended(now)
+        return True
+
+    def _end_if_children_ended_on(self, alias, now):
+        """
+        The conditional UPDATE of ``end_if_children_ended`` on ``alias``; returns the new state, or None.
+
+        One statement where the database has ``UPDATE ... RETURNING`` (PostgreSQL, SQLite
+        3.35+); MariaDB reads the state it wrote in a second one, only when the row moved.
+        """
         connection = connections[alias]
         table = connection.ops.quote_name(self._meta.db_table)
         db_now = self._meta.get_field('finished').get_db_prep_value(now, connection)
-        # The counts sit in a derived table: MySQL refuses an UPDATE whose subquery reads the
-        # same table (error 1093), and the aggregate stops its optimizer merging it back.
+
+        def count(alias_name, condition):
+            # The counts sit in derived tables: MySQL refuses an UPDATE whose subquery reads the
+            # same table (error 1093), and the aggregate stops its optimizer merging it back.
+            return (f'(SELECT n FROM (SELECT COUNT(*) AS n FROM {table} WHERE parent_id = %s AND {condition}) '
+                    f'AS {alias_name})')
         sql = (
-            f'UPDATE {table} SET state = %s, completed_steps = total_steps, finished = %s, modified = %s, '
-            f'concurrency_key = NULL '
-            f'WHERE id = %s AND finished IS NULL AND state NOT IN (%s, %s, %s) AND 0 = ('
-            f'SELECT unfinished FROM (SELECT COUNT(*) AS unfinished FROM {table} '
-            f'WHERE parent_id = %s AND state <> %s) AS children) AND total_steps <= ('
-            f'SELECT published FROM (SELECT COALESCE(SUM(total_steps), 0) AS published FROM {table} '
-            f'WHERE parent_id = %s) AS members)'
+            f"UPDATE {table} SET state = CASE WHEN 0 = {count('unsucceeded', 'state <> %s')} THEN %s ELSE %s END, "
+            f"completed_steps = CASE WHEN 0 = {count('unsucceeded_steps', 'state <> %s')} "
+            f'THEN total_steps ELSE completed_steps END, '
+            f'finished = %s, modified = %s, concurrency_key = NULL '
+            f'WHERE id = %s AND finished IS NULL AND state NOT IN (%s, %s, %s) '
+            f"AND 0 = {count('unended', 'state <> %s AND (state <> %s OR finished IS NULL)')} "
+            f'AND total_steps <= (SELECT published FROM (SELECT COALESCE(SUM(total_steps), 0) AS published '
+            f'FROM {table} WHERE parent_id = %s) AS members)'
         )
-        params = [self.SUCCEEDED, db_now, db_now, self.pk, *self.FINAL_STATES, self.pk, self.SUCCEEDED, self.pk]
+        params = [self.pk, self.SUCCEEDED, self.SUCCEEDED, self.CANCELED, self.pk, self.SUCCEEDED, db_now, db_now,
+                  self.pk, *self.FINAL_STATES, self.pk, self.SUCCEEDED, self.CANCELED, self.pk]
+        returning = _can_update_returning(connection)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.rowcount
+            cursor.execute(sql + (' RETURNING state' if returning else ''), params)
+            if returning:
+                row = cursor.fetchone()
+                return row[0] if row else None
+            if not cursor.rowcount:
+                return None
+            cursor.execute(f'SELECT state FROM {table} WHERE id = %s', [self.pk])
+            return cursor.fetchone()[0]
+
+    def _member_canceled(self, now, stopped):
+        """
+        This row was just canceled: cancel what would only have run after it; end its container if it can.
+
+        In a chain, the later members (they wait for this one, so they never run); under a chord,
+        a canceled header means the body never runs.  ``stopped``: this row's work has stopped,
+        so its container may end now (otherwise it is checked when the work stops).
+        """
+        if self.parent_id is None:
+            return
+        parent = self.parent
+        if getattr(parent, '_canceling_children', False):
+            return  # the container cancels every child, then ends itself
+        rest = None
+        if parent.task_class == 'celery.chain':
+            rest = type(self).objects.filter(parent_id=parent.pk, pk__gt=self.pk)
+        elif parent.task_class == 'celery.chord' and self.is_container:
+            rest = type(self).objects.filter(parent_id=parent.pk, is_container=False)
+        if rest is not None:
+            for member in rest.filter(state__in=self.WAITING_STATES).order_by('pk'):
+                member.parent = parent
+                member._cancel(in_canvas=True)
+        if stopped:
+            parent.end_if_children_ended(now)
 
     def cancel(self):
         """
@@ -678,7 +750,9 @@ class UserTaskStatus(TimeStampedModel):
         A waiting task is revoked in Celery and ends Canceled at once.  A running task is
         marked Canceled and stops at its next progress call; its stop is announced then.
         A task that already ended is left as it is.  Observers wrap the whole call
-        (``lifecycle.CANCEL``).
+        (``lifecycle.CANCEL``).  In a canvas, what would only run after it is canceled too
+        (the later members of its chain; a chord's body when its header is canceled), and
+        its container ends once every child has (``end_if_children_ended``).
 
         Returns:
             bool: whether the row changed.
@@ -690,16 +764,29 @@ class UserTaskStatus(TimeStampedModel):
         """
         return lifecycle.around(lifecycle.CANCEL, self, self._cancel)
 
-    def _cancel(self):
+    def _cancel(self, in_canvas=False):
+        """``cancel``; ``in_canvas``: part of a member's cancel, which cancels the rest and ends the container."""
         now = timezone.now()
         if self.is_container:
-            for child in type(self).objects.filter(parent_id=self.pk):
-                child.parent = self
-                child.cancel()
-            return self._finish(self.CANCELED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now)
+            # Every child is canceled, then this container ends itself: the children's cancels
+            # neither end it nor cancel one another (``_member_canceled``).
+            self._canceling_children = True
+            try:
+                for child in type(self).objects.filter(parent_id=self.pk):
+                    child.parent = self
+                    child.cancel()
+            finally:
+                self._canceling_children = False
+            if self._finish(self.CANCELED, ~Q(state__in=self.FINAL_STATES) & Q(finished__isnull=True), now):
+                if not in_canvas:
+                    self._member_canceled(now, stopped=True)
+                return True
+            return False
         if self.state in self.WAITING_STATES:
             control.revoke(self.task_id)
             if self._finish(self.CANCELED, Q(state__in=self.WAITING_STATES), now):
+                if not in_canvas:
+                    self._member_canceled(now, stopped=True)
                 return True
             self._refresh_state()
         if self.state in self.FINAL_STATES:
@@ -708,6 +795,8 @@ class UserTaskStatus(TimeStampedModel):
             self.state, self.concurrency_key = self.CANCELED, None
             lifecycle.announce(self, lifecycle.CANCELED)
             self._schedule_termination()
+            if not in_canvas:
+                self._member_canceled(now, stopped=False)  # its container ends when its work stops
             return True
         self._refresh_state()
         return False
@@ -742,6 +831,8 @@ class UserTaskStatus(TimeStampedModel):
         if moved:
             self._refresh_state()
             lifecycle.announce_stopped(self)
+            if self.parent_id is not None:
+                self.parent.end_if_children_ended(now)  # a canceled member has stopped
         return bool(moved)
 
 

@@ -9,7 +9,9 @@ running row whose heartbeat is older than ``USER_TASKS_STALE_AFTER``, and every
 waiting row older than ``USER_TASKS_PENDING_TIMEOUT`` (its message was lost or
 expired).  Each recovery goes through the model's transitions (``recover``), so it is
 announced like any other end, and is logged and counted.  Each run is recorded in
-``PeriodicJobRun``, so the metrics can tell whether the reaper still runs.
+``PeriodicJobRun``, so the metrics can tell whether the reaper still runs.  It also ends
+containers whose children have all ended but that were left unfinished (see
+``UserTaskStatus.end_if_children_ended``).
 
 Layer: operations.  Imports the domain, the hub and the leaves.
 """
@@ -18,7 +20,7 @@ import threading
 from datetime import timedelta
 
 from django.db import close_old_connections
-from django.db.models import DateTimeField, Q
+from django.db.models import DateTimeField, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -63,11 +65,12 @@ def reap(now=None):
         now (datetime or None): the time to measure ages from (default: now).
 
     Returns:
-        dict: rows recovered by reason: ``{'stale': n, 'pending_timeout': n, 'canceled_stopped': n}``.
+        dict: rows recovered by reason: ``{'stale': n, 'pending_timeout': n, 'canceled_stopped': n,
+        'containers_ended': n}``.
     """
     checks.validate('USER_TASKS_STALE_AFTER', 'USER_TASKS_PENDING_TIMEOUT')
     now = now or timezone.now()
-    counts = {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0}
+    counts = {'stale': 0, 'pending_timeout': 0, 'canceled_stopped': 0, 'containers_ended': 0}
     running = (UserTaskStatus.objects.unfinished().filter(is_container=False, finished__isnull=True)
                .exclude(state__in=UserTaskStatus.WAITING_STATES)
                .annotate(alive=_last_sign_of_life())
@@ -84,10 +87,33 @@ def reap(now=None):
                 .filter(Q(alive__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER))))
     for status in canceled[:_BATCH]:
         counts['canceled_stopped'] += status.mark_stopped()
+    # Containers whose children have all ended but that were not ended with the last of them
+    # (written before a canceled member ended its container; see end_if_children_ended).
+    for container in _ended_containers(now)[:_BATCH]:
+        counts['containers_ended'] += container.end_if_children_ended(now)
     if any(counts.values()):
         LOG.warning('Reaped user tasks: %s', counts)
     PeriodicJobRun.record(PeriodicJobRun.REAPER, now)  # read by every web process's /metrics
     return counts
+
+
+def _ended_containers(now):
+    """
+    Unfinished containers with children, none of which is still waiting, running or stopping.
+
+    Only those unchanged for ``USER_TASKS_STALE_AFTER``: a live canvas ends itself as its
+    children end, and a group still being published (sized as members arrive) is left alone.
+    The scan starts from the unfinished rows (index ``usertask_active_idx``); the children are
+    read by ``parent_id``.
+    """
+    children = UserTaskStatus.objects.filter(parent_id=OuterRef('pk'))
+    unended = children.exclude(state=UserTaskStatus.SUCCEEDED).exclude(
+        state=UserTaskStatus.CANCELED, finished__isnull=False)
+    return (UserTaskStatus.objects.filter(finished__isnull=True, is_container=True)
+            .exclude(state__in=UserTaskStatus.FINAL_STATES)
+            .filter(modified__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER))
+            .filter(Exists(children), ~Exists(unended))
+            .select_related('parent').order_by('pk'))
 
 
 def touch(task_ids, now=None):

@@ -7,11 +7,14 @@ arguments, hence the same user, as a new row, subject to the task's concurrency 
 per-user limit like any publish; the old row stays and links to the new one
 (``retried_as``).  A row is tried again at most once: the link is written by a
 conditional UPDATE in the transaction that locked the row and recorded the new task, and
-the message is only sent once that transaction commits.
+the message is only sent once that transaction commits.  When the broker refuses it, the
+new row and the link go again, so the old row can still be tried again (``RetryNotSent``).
 
 The REST route ``tasks/<uuid>/retry/`` and the task page's "Try again" button call it;
 both ask the ``user_tasks.retry_usertaskstatus`` object permission first.
 """
+import logging
+
 from celery import current_app
 from celery.utils import uuid
 from django.db import router
@@ -20,9 +23,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from user_tasks import commit
-from user_tasks.exceptions import RetryRefused
+from user_tasks.exceptions import ArgumentsNotStorable, RetryNotSent, RetryRefused, TooManyActiveTasks
 from user_tasks.models import UserTaskStatus
 from user_tasks.tasks import UserTaskMixin
+
+LOG = logging.getLogger(__name__)
 
 #: States a task can be tried again from.
 RETRYABLE_STATES = (UserTaskStatus.FAILED, UserTaskStatus.CANCELED)
@@ -69,22 +74,50 @@ def retry(status):
 
     ``created`` is False when an identical task was already active (its concurrency key):
     the old row then links to that task.  Raises ``RetryRefused``, ``TooManyActiveTasks``
-    (nothing written, nothing sent) or ``ArgumentsNotStorable``.
+    (nothing written, nothing sent), ``ArgumentsNotStorable`` or ``RetryNotSent`` (the broker
+    refused the message: the new row is gone and the old one can be tried again).
+
+    Inside the caller's own transaction (``ATOMIC_REQUESTS``) the message is sent when that
+    transaction commits, so a refusal raises there instead; the new row and the link go all
+    the same (``user_tasks.canvas.forget_unsent``).
     """
     alias = router.db_for_write(UserTaskStatus)
-    with commit.atomic(using=alias):  # the publish waits for it (and for the caller's commit)
-        # Locked until the new row is linked: a second, concurrent "Try again" waits, then sees the link.
-        locked = UserTaskStatus.objects.select_for_update().get(pk=status.pk)
-        task = check(locked)
-        task_id = uuid()
-        arguments = locked.arguments
-        result = task.apply_async(args=arguments.get('args') or (), kwargs=arguments.get('kwargs') or {},
-                                  task_id=task_id)
-        new = UserTaskStatus.objects.get(task_id=result.id)
-        UserTaskStatus.objects.filter(Q(pk=locked.pk) & Q(retried_as__isnull=True)).update(
-            retried_as=new.uuid, modified=timezone.now())
+    linked = False
+    try:
+        with commit.atomic(using=alias):  # the publish waits for it (and for the caller's commit)
+            # Locked until the new row is linked: a second, concurrent "Try again" waits, then sees the link.
+            locked = UserTaskStatus.objects.select_for_update().get(pk=status.pk)
+            task = check(locked)
+            task_id = uuid()
+            arguments = locked.arguments
+            try:
+                result = task.apply_async(args=arguments.get('args') or (), kwargs=arguments.get('kwargs') or {},
+                                          task_id=task_id)
+            except (TooManyActiveTasks, ArgumentsNotStorable):
+                raise
+            except Exception as exc:  # sent at once (USER_TASKS_PUBLISH_ON_COMMIT off) and refused
+                raise _not_sent(status, exc) from exc
+            new = UserTaskStatus.objects.get(task_id=result.id)
+            UserTaskStatus.objects.filter(Q(pk=locked.pk) & Q(retried_as__isnull=True)).update(
+                retried_as=new.uuid, modified=timezone.now())
+            linked = True
+    except RetryNotSent:
+        raise
+    except Exception as exc:
+        if not linked:
+            raise
+        # The block committed, then the message sent on its commit was refused: the new row
+        # and the link were removed with it (``UserTaskMixin.apply_async``).
+        raise _not_sent(status, exc) from exc
     status.retried_as = new.uuid
     return new, result.id == task_id
+
+
+def _not_sent(status, exc):
+    """The ``RetryNotSent`` for a retry of ``status`` whose message ``exc`` refused, logged for operators."""
+    LOG.warning('Could not send the retry of user task %s (%s): %r', status.uuid, status.task_class, exc)
+    return RetryNotSent(_('The task could not be started right now (the task queue is unreachable). '
+                          'Try again in a moment.'))
 
 
 def retried_as(status):

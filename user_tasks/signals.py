@@ -33,6 +33,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from user_tasks import (
     canvas,
+    commit,
     control,
     recovery,
     status_connection,
@@ -96,8 +97,12 @@ def start_user_task(sender=None, task_id=None, task=None, **kwargs):
     task = _user_task(task or sender)
     if task is None:
         return
-    _close_stale_connections()
     request = task.request
+    if getattr(request, 'is_eager', False):
+        # Until ``task_postrun``: this run's events are delivered at once (user_tasks.commit).
+        commit.eager_run_started()
+        request.user_task_eager_run = True
+    _close_stale_connections()
     if not getattr(request, 'is_eager', False):
         status_connection.activate()  # until ``task_postrun``: see user_tasks.status_connection
     status = UserTaskStatus.start_task(request.id, attempt=_attempt(request)) if request.id else None
@@ -228,9 +233,16 @@ def task_succeeded(sender=None, **kwargs):
         status.mark_stopped()
 
 
-def task_ended(sender=None, **kwargs):
-    """Status writes go back to the model's own connection once a task has ended (``task_postrun``)."""
+def task_ended(sender=None, task=None, **kwargs):
+    """Status writes go back to the model's own connection once a task has ended (``task_postrun``).
+
+    An eager run's events wait for the caller's commit again (``user_tasks.commit``).
+    """
     status_connection.deactivate()
+    request = getattr(task or sender, 'request', None)
+    if getattr(request, 'user_task_eager_run', False):
+        request.user_task_eager_run = False
+        commit.eager_run_ended()
 
 
 def _close_status_connection(**kwargs):

@@ -175,7 +175,7 @@ class UserTaskMixin:
             arguments_dict (dict): the invocation's arguments (see ``arguments_as_dict``).
 
         Returns:
-            str: the row's ``name`` (at most 255 characters).
+            str: the row's ``name`` (a longer one is cut to 255 characters, ending with an ellipsis).
 
         Example::
 
@@ -252,7 +252,7 @@ class UserTaskMixin:
         publish = partial(super().apply_async, args, kwargs, task_id=task_id, **options)
         # Inside one of the library's own blocks (``commit.atomic``, e.g. a retry) the publish
         # waits for that block, then for the caller's commit, if there is one.
-        after_commit(publish, using)
+        after_commit(partial(_publish_or_forget, publish, task_id), using)
         return self.AsyncResult(task_id)
 
     def apply(self, args=None, kwargs=None, *more, **options):  # noqa: B026  Celery's own signature
@@ -268,6 +268,20 @@ class UserTaskMixin:
             raise Ignore()
         kwargs = _without_unaccepted_name(type(self), kwargs)
         return lifecycle.around(lifecycle.EXECUTE, self, super().__call__, *args, **kwargs)
+
+
+def _publish_or_forget(publish, task_id):
+    """
+    Send a message deferred to the commit; when the broker refuses it, forget its row and raise.
+
+    The row was committed with the caller's transaction, so it is deleted now, in autocommit,
+    as the immediate path does: a task that was never sent must not sit Pending (SPEC C1).
+    """
+    try:
+        publish()
+    except Exception:
+        canvas.forget_unsent(task_id)
+        raise
 
 
 @lru_cache(maxsize=None)

@@ -26,7 +26,7 @@ from rest_framework.settings import api_settings
 from user_tasks import deletion, retrying
 from user_tasks._schema import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from user_tasks.conf import settings
-from user_tasks.exceptions import ArgumentsNotStorable, RetryRefused, TooManyActiveTasks
+from user_tasks.exceptions import ArgumentsNotStorable, RetryNotSent, RetryRefused, TooManyActiveTasks
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.serializers import ArtifactSerializer, StatusMessageSerializer, StatusSerializer
 
@@ -186,6 +186,9 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
                 'The task cannot be tried again; reason: not_retryable (its class does not allow it, or its '
                 'arguments were not kept), not_ended, succeeded or already_retried')),
             429: OpenApiResponse(_MESSAGE, description='The user has too many active tasks of this kind'),
+            503: OpenApiResponse(_MESSAGE, description=(
+                'reason: not_sent: the new task could not be sent (the task queue is unreachable); nothing '
+                'was kept and the task can be tried again later')),
         },
     )
     @action(detail=True, methods=['post'])
@@ -201,6 +204,8 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
             return Response({'detail': str(exc), 'reason': 'not_retryable'}, status=http.HTTP_409_CONFLICT)
         except TooManyActiveTasks as exc:
             return Response({'detail': str(exc), 'reason': 'too_many_active'}, status=http.HTTP_429_TOO_MANY_REQUESTS)
+        except RetryNotSent as exc:  # the broker is down: the old task stays retryable
+            return Response({'detail': str(exc), 'reason': 'not_sent'}, status=http.HTTP_503_SERVICE_UNAVAILABLE)
         new = self.get_queryset().get(pk=new.pk)
         headers = {'Location': request.build_absolute_uri(reverse('usertaskstatus-detail', kwargs={'uuid': new.uuid}))}
         code = http.HTTP_201_CREATED if created else http.HTTP_200_OK

@@ -34,7 +34,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from user_tasks import retrying
 from user_tasks.conf import settings
-from user_tasks.exceptions import ArgumentsNotStorable, RetryRefused, TooManyActiveTasks
+from user_tasks.exceptions import ArgumentsNotStorable, RetryNotSent, RetryRefused, TooManyActiveTasks
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.page_headers import no_framing
 from user_tasks.pages import presenters
@@ -202,7 +202,8 @@ def task_retry(request, uuid):
     Try a failed or canceled task again (POST, with the CSRF token) and go to the new task's page.
 
     A refusal shows the task page again with the reason: 429 Too Many Requests when the
-    user has too many active tasks of the kind (``TooManyActiveTasks``), 409 Conflict otherwise.
+    user has too many active tasks of the kind (``TooManyActiveTasks``), 503 Service Unavailable
+    when the message could not be sent (``RetryNotSent``), 409 Conflict otherwise.
     """
     status = _visible_status(request, uuid)
     if not request.user.has_perm(RETRY_STATUS, status):
@@ -213,6 +214,8 @@ def task_retry(request, uuid):
         return _detail_page(request, status, error=str(exc), code=429)
     except (RetryRefused, ArgumentsNotStorable) as exc:
         return _detail_page(request, status, error=str(exc), code=409)
+    except RetryNotSent as exc:  # the broker is down: the task can be tried again later
+        return _detail_page(request, status, error=str(exc), code=503)
     return redirect('user_tasks:task-detail', uuid=new.uuid)
 
 

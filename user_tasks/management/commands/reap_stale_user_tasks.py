@@ -8,7 +8,8 @@ from user_tasks.recovery import reap
 class Command(BaseCommand):
     """See ``help``."""
 
-    help = 'Fail user tasks whose worker died, and tasks whose message never arrived.'
+    help = ('Fail user tasks whose worker died, and tasks whose message never arrived; end containers '
+            'whose tasks have all ended.')
 
     def handle(self, *args, **options):
         try:
