@@ -105,13 +105,13 @@ def main():  # noqa: C901, PLR0915
         with app.connection_for_write() as broker:
             broker.default_channel.queue_purge(queue)
 
-    def publish_only(task):
-        """Seconds to publish N tasks to a queue nobody consumes (then emptied again)."""
+    def publish_only(task, count=options.tasks):
+        """Seconds to publish ``count`` tasks to a queue nobody consumes (then emptied again)."""
         purge(publish_only_queue)
         UserTaskStatus.objects.all().delete()
         connection.close()
         start = time.perf_counter()
-        for _ in range(options.tasks):
+        for _ in range(count):
             task.apply_async((user.pk,), queue=publish_only_queue)
         seconds = time.perf_counter() - start
         purge(publish_only_queue)
@@ -137,6 +137,8 @@ def main():  # noqa: C901, PLR0915
 
     measured = {}
     publishing = []
+    for task in (plain_noop_task, noop_task):  # warm-up: broker and database connections, caches
+        publish_only(task, count=50)
     for _ in range(options.rounds):
         deadline.check('publishing alone')
         entry = {'load_average': common.load_average(), 'plain_seconds': publish_only(plain_noop_task),
