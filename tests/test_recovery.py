@@ -551,7 +551,8 @@ class TestPurge:
             _final(make_status)
         with CaptureQueriesContext(connection) as queries:
             assert purge(batch_size=3)['status'] == 7
-        deletes = [q['sql'] for q in queries if q['sql'].startswith('DELETE FROM "user_tasks_usertaskstatus"')]
+        table = connection.ops.quote_name('user_tasks_usertaskstatus')  # "..." or `...` (MySQL)
+        deletes = [q['sql'] for q in queries if q['sql'].startswith(f'DELETE FROM {table}')]
         sizes = [len(re.search(r'IN \(([^)]*)\)', sql).group(1).split(',')) for sql in deletes]
         assert sizes == [3, 3, 1]
 
