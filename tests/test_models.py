@@ -326,9 +326,12 @@ class TestFail:
             assert db(tree[key]).state == S.FAILED, key
             assert tree[key].state == S.FAILED, key
             assert db(tree[key]).artifacts.get(name='Error').text == 'boom'
-        assert db(tree['b']).state == S.PENDING
-        assert sorted(stopped.task_ids()) == sorted(tree[k].task_id for k in ('a', 'group', 'chain'))
-        assert all(call['db_state'] == S.FAILED for call in stopped.calls)
+        assert db(tree['b']).state == S.PENDING  # a group's other member still runs
+        # c follows the group in the chain: Celery never runs it, so it ends Canceled (ADR 0013).
+        assert db(tree['c']).state == S.CANCELED
+        assert sorted(stopped.task_ids()) == sorted(tree[k].task_id for k in ('a', 'group', 'c', 'chain'))
+        assert {call['task_id']: call['db_state'] for call in stopped.calls}[tree['c'].task_id] == S.CANCELED
+        assert all(call['db_state'] == S.FAILED for call in stopped.calls if call['task_id'] != tree['c'].task_id)
 
     def test_final_row_left_alone(self, make_status, stopped, django_capture_on_commit_callbacks):
         status = make_status(state=S.SUCCEEDED)
@@ -594,6 +597,34 @@ class TestContainerOfACanceledMember:
         h2.succeed()
         assert [db(row).state for row in (header, body, chord)] == [S.CANCELED, S.CANCELED, S.CANCELED]
         assert stopped.task_ids() == [h1.task_id, h2.task_id, header.task_id, body.task_id, chord.task_id]
+
+    def test_failed_chain_member_cancels_the_later_members(self, group_of, revoke, stopped):
+        chain, (a, b, c) = group_of(3, 'celery.chain')
+        a.start()
+        a.succeed()
+        b.start()
+        assert b.fail('broke') is True
+        assert [db(m).state for m in (a, b, c)] == [S.SUCCEEDED, S.FAILED, S.CANCELED]
+        assert db(c).finished is not None  # it never runs: no "message lost" failure later
+        assert db(chain).state == S.FAILED
+        assert revoke.call_args_list[-1].args[0] == c.task_id
+        assert stopped.task_ids() == [a.task_id, b.task_id, c.task_id, chain.task_id]
+        assert list(UserTaskArtifact.objects.values_list('status__task_id', 'text').order_by('id')) == [
+            (b.task_id, 'broke'), (chain.task_id, 'broke')]
+
+    def test_failed_chord_header_cancels_the_body(self, make_status, revoke, stopped):
+        chord = make_status(task_class='celery.chord', is_container=True, total_steps=3)
+        body = make_status(parent=chord)
+        header = make_status(task_class='celery.group', is_container=True, total_steps=2, parent=chord)
+        h1, h2 = make_status(parent=header), make_status(parent=header)
+        header.parent = chord
+        for member in (h1, h2):
+            member.parent = header
+        h1.start()
+        h1.fail('broke')
+        assert [db(row).state for row in (h1, header, body, chord)] == [S.FAILED, S.FAILED, S.CANCELED, S.FAILED]
+        assert db(h2).state == S.PENDING  # a member of the same group still runs (Celery sends it)
+        assert stopped.task_ids() == [h1.task_id, header.task_id, body.task_id, chord.task_id]
 
     def test_group_in_a_chain(self, tree, revoke, stopped):
         tree['a'].cancel()

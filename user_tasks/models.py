@@ -574,6 +574,9 @@ class UserTaskStatus(TimeStampedModel):
             self._refresh_state()
             return False
         if self.parent_id is not None:
+            # Celery stops a chain at a failed member and never runs a failed chord's body:
+            # they end Canceled now rather than Failed ("message lost") at the pending timeout.
+            self._cancel_what_follows()
             self.parent.fail(message, exception)
         return True
 
@@ -722,15 +725,23 @@ class UserTaskStatus(TimeStampedModel):
         """
         This row was just canceled: cancel what would only have run after it; end its container if it can.
 
-        In a chain, the later members (they wait for this one, so they never run); under a chord,
-        a canceled header means the body never runs.  ``stopped``: this row's work has stopped,
-        so its container may end now (otherwise it is checked when the work stops).
+        ``stopped``: this row's work has stopped, so its container may end now (otherwise it
+        is checked when the work stops).
         """
-        if self.parent_id is None:
-            return
+        if self.parent_id is None or getattr(self.parent, '_canceling_children', False):
+            return  # a container canceling every child ends itself afterwards
+        self._cancel_what_follows()
+        if stopped:
+            self.parent.end_if_children_ended(now)
+
+    def _cancel_what_follows(self):
+        """
+        Cancel the members of this row's canvas that only run after it, which now never will.
+
+        In a chain, the later members (they wait for this one); under a chord, the body, when
+        this row is the chord's header.  Called when this row is canceled or fails.
+        """
         parent = self.parent
-        if getattr(parent, '_canceling_children', False):
-            return  # the container cancels every child, then ends itself
         rest = None
         if parent.task_class == 'celery.chain':
             rest = type(self).objects.filter(parent_id=parent.pk, pk__gt=self.pk)
@@ -740,8 +751,6 @@ class UserTaskStatus(TimeStampedModel):
             for member in rest.filter(state__in=self.WAITING_STATES).order_by('pk'):
                 member.parent = parent
                 member._cancel(in_canvas=True)
-        if stopped:
-            parent.end_if_children_ended(now)
 
     def cancel(self):
         """
