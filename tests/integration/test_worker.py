@@ -170,7 +170,7 @@ def test_chain_stops_at_a_failed_member(message_protocol, worker, task_user):
     """Celery never runs what follows a failed member: its row ends Canceled, not Pending (ADR 0013)."""
     chain(
         sample_task.s(task_user.id, label='first', steps=1),
-        failing_task.si(task_user.id, message='bad OLX', label='second'),
+        failing_task.si(task_user.id, message='bad OLX'),
         sample_task.si(task_user.id, label='third', steps=2, user_task_name='Import'),
     ).apply_async()
 
@@ -180,7 +180,7 @@ def test_chain_stops_at_a_failed_member(message_protocol, worker, task_user):
         ('celery.chain', True, 'Import', 'Failed', 1, 4, 1, None, (('Error', 'bad OLX'),)),
         ('tests.tasks.sample_task', False, 'Sample first', 'Succeeded', 1, 1, 1, 'celery.chain',
          (('Output', 'done first'),)),
-        ('tests.tasks.failing_task', False, 'Sample second', 'Failed', 0, 1, 1, 'celery.chain',
+        ('tests.tasks.failing_task', False, 'Sample task', 'Failed', 0, 1, 1, 'celery.chain',
          (('Error', 'bad OLX'),)),
         ('tests.tasks.sample_task', False, 'Sample third', 'Canceled', 0, 2, 1, 'celery.chain', ()),
     ])
