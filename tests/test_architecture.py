@@ -107,7 +107,8 @@ def test_only_the_adapters_and_wiring_import_metrics():
 def test_the_domain_imports_only_the_hub_and_the_leaves():
     allowed = {'user_tasks', 'user_tasks.lifecycle', 'user_tasks.control', 'user_tasks.conf',
                'user_tasks.exceptions', 'user_tasks.recent', 'user_tasks.utils', 'user_tasks.commit',
-               'user_tasks.localized', 'user_tasks.status_connection', 'user_tasks.row_insert'}
+               'user_tasks.localized', 'user_tasks.status_connection', 'user_tasks.row_insert',
+               'user_tasks.status_sql'}
     assert _graph()['user_tasks.models'] <= allowed
 
 

@@ -228,7 +228,7 @@ def test_noop_task_from_prerun_to_success(user):
 @pytest.mark.django_db(transaction=True)
 def test_noop_task_without_update_returning_loads_then_starts(user, monkeypatch):
     """Where the database lacks UPDATE ... RETURNING (MariaDB), the run is today's three statements."""
-    monkeypatch.setattr('user_tasks.models._can_update_returning', lambda connection: False)
+    monkeypatch.setattr('user_tasks.status_sql.can_update_returning', lambda connection: False)
     result = noop_task.apply_async((user.pk,), queue=UNCONSUMED_QUEUE)
     with CaptureQueriesContext(connection) as queries:
         noop_task.apply((user.pk,), task_id=result.id)

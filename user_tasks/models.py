@@ -27,12 +27,11 @@ from django.core.validators import URLValidator
 from django.db import connections, models, router
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
-from django.db.models.sql import query as sql_query
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from model_utils.models import TimeStampedModel
 
-from user_tasks import commit, control, lifecycle, localized, row_insert, status_connection
+from user_tasks import commit, control, lifecycle, localized, row_insert, status_connection, status_sql
 from user_tasks.conf import get_storage
 from user_tasks.conf import settings as user_tasks_settings
 from user_tasks.exceptions import TaskCanceledException
@@ -358,9 +357,10 @@ class UserTaskStatus(TimeStampedModel):
         the attempt: Pending for a first attempt, Retrying for a later one.
         """
         base = router.db_for_write(cls)
-        if not _can_update_returning(connections[base]):
+        if not status_sql.can_update_returning(connections[base]):
             return None
-        rows = status_connection.run(cls, lambda alias: cls._start_returning(alias, task_id, attempt))
+        rows = status_connection.run(
+            cls, lambda alias: status_sql.start(cls, connections[alias], task_id, timezone.now(), attempt))
         if not rows:
             return None
         status = rows[0]
@@ -369,27 +369,6 @@ class UserTaskStatus(TimeStampedModel):
         lifecycle.announce(status, lifecycle.STARTED, previous_state=previous)
         status._start_waiting_parent(status.started)
         return status
-
-    @classmethod
-    def _start_returning(cls, alias, task_id, attempt):
-        """The rows of ``UPDATE ... RETURNING`` that start ``task_id`` on ``alias``."""
-        connection = connections[alias]
-        db_now = cls._meta.get_field('started').get_db_prep_value(timezone.now(), connection)
-        sql, converters, names = _start_statement(cls, connection, with_attempt=attempt is not None)
-        params = [cls.IN_PROGRESS, db_now, db_now, db_now]
-        if attempt is not None:
-            params.append(int(attempt))
-        params += [task_id, *cls.FINAL_STATES]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        if not rows:
-            return []
-        # What ``raw()`` does, without its per-call set-up: the backend's and the fields'
-        # converters (aware datetimes, UUIDs, booleans), then ``from_db``.
-        if converters:
-            rows = converters[0].apply_converters(rows, converters[1])
-        return [cls.from_db(alias, names, list(values)) for values in rows]
 
     def _start_waiting_parent(self, now):
         for parent in self._ancestors():
@@ -443,25 +422,8 @@ class UserTaskStatus(TimeStampedModel):
         MariaDB reads the state in a second statement.  In a worker, through the status
         connection (``user_tasks.status_connection``).
         """
-        return status_connection.run(type(self), lambda alias: self._add_steps_on(alias, steps, now))
-
-    def _add_steps_on(self, alias, steps, now):
-        """``_add_steps_returning_state`` on the connection ``alias``."""
-        cls = type(self)
-        connection = connections[alias]
-        if not _can_update_returning(connection):
-            query = cls.objects.using(alias).filter(pk=self.pk)
-            if not query.update(completed_steps=F('completed_steps') + steps, modified=now, heartbeat=now):
-                return None
-            return query.values_list('state', flat=True).first()
-        quote = connection.ops.quote_name
-        db_now = cls._meta.get_field('modified').get_db_prep_value(now, connection)
-        sql = (f'UPDATE {quote(cls._meta.db_table)} SET completed_steps = completed_steps + %s, '
-               f'modified = %s, heartbeat = %s WHERE {quote(cls._meta.pk.column)} = %s RETURNING state')
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [int(steps), db_now, db_now, self.pk])
-            row = cursor.fetchone()
-        return row[0] if row else None
+        return status_connection.run(
+            type(self), lambda alias: status_sql.add_steps(type(self), connections[alias], self.pk, steps, now))
 
     def increment_total_steps(self, steps):
         """
@@ -616,7 +578,8 @@ class UserTaskStatus(TimeStampedModel):
         now = timezone.now()
         remaining = self.total_steps - self.completed_steps
         # A success has nothing to try again: its stored arguments go in the same UPDATE.
-        moved = status_connection.run(type(self), lambda alias: self._succeed_row(alias, now), durable=True)
+        moved = status_connection.run(
+            type(self), lambda alias: status_sql.succeed(type(self), connections[alias], self.pk, now), durable=True)
         if not moved:
             self._refresh_state()
             return False
@@ -628,23 +591,6 @@ class UserTaskStatus(TimeStampedModel):
                 self._add_to_ancestors('completed_steps', remaining, now)
             self.parent.end_if_children_ended(now)
         return True
-
-    def _succeed_row(self, alias, now):
-        """
-        The success's conditional UPDATE on ``alias``; returns the row count.
-
-        Written as SQL rather than built by the ORM: it runs once for every task, and
-        building and compiling the query cost more CPU than the rest of the transition.
-        """
-        connection = connections[alias]
-        table = connection.ops.quote_name(self._meta.db_table)
-        db_now = self._meta.get_field('finished').get_db_prep_value(now, connection)
-        sql = (f'UPDATE {table} SET state = %s, finished = %s, modified = %s, completed_steps = total_steps, '
-               f'concurrency_key = NULL, arguments = NULL '
-               f'WHERE id = %s AND state NOT IN (%s, %s, %s, %s) AND finished IS NULL')
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [self.SUCCEEDED, db_now, db_now, self.pk, *self.FINAL_STATES, self.RETRYING])
-            return cursor.rowcount
 
     def end_if_children_ended(self, now=None):
         """
@@ -668,8 +614,9 @@ class UserTaskStatus(TimeStampedModel):
             container.end_if_children_ended()
         """
         now = now or timezone.now()
-        state = status_connection.run(type(self), lambda alias: self._end_if_children_ended_on(alias, now),
-                                      durable=True)
+        state = status_connection.run(
+            type(self), lambda alias: status_sql.end_container(type(self), connections[alias], self.pk, now),
+            durable=True)
         if state is None:
             return False
         self.state, self.finished, self.modified, self.concurrency_key = state, now, now, None
@@ -681,45 +628,6 @@ class UserTaskStatus(TimeStampedModel):
         elif self.parent_id is not None:
             self.parent.end_if_children_ended(now)
         return True
-
-    def _end_if_children_ended_on(self, alias, now):
-        """
-        The conditional UPDATE of ``end_if_children_ended`` on ``alias``; returns the new state, or None.
-
-        One statement where the database has ``UPDATE ... RETURNING`` (PostgreSQL, SQLite
-        3.35+); MariaDB reads the state it wrote in a second one, only when the row moved.
-        """
-        connection = connections[alias]
-        table = connection.ops.quote_name(self._meta.db_table)
-        db_now = self._meta.get_field('finished').get_db_prep_value(now, connection)
-
-        def count(alias_name, condition):
-            # The counts sit in derived tables: MySQL refuses an UPDATE whose subquery reads the
-            # same table (error 1093), and the aggregate stops its optimizer merging it back.
-            return (f'(SELECT n FROM (SELECT COUNT(*) AS n FROM {table} WHERE parent_id = %s AND {condition}) '
-                    f'AS {alias_name})')
-        sql = (
-            f"UPDATE {table} SET state = CASE WHEN 0 = {count('unsucceeded', 'state <> %s')} THEN %s ELSE %s END, "
-            f"completed_steps = CASE WHEN 0 = {count('unsucceeded_steps', 'state <> %s')} "
-            f'THEN total_steps ELSE completed_steps END, '
-            f'finished = %s, modified = %s, concurrency_key = NULL '
-            f'WHERE id = %s AND finished IS NULL AND state NOT IN (%s, %s, %s) '
-            f"AND 0 = {count('unended', 'state <> %s AND (state <> %s OR finished IS NULL)')} "
-            f'AND total_steps <= (SELECT published FROM (SELECT COALESCE(SUM(total_steps), 0) AS published '
-            f'FROM {table} WHERE parent_id = %s) AS members)'
-        )
-        params = [self.pk, self.SUCCEEDED, self.SUCCEEDED, self.CANCELED, self.pk, self.SUCCEEDED, db_now, db_now,
-                  self.pk, *self.FINAL_STATES, self.pk, self.SUCCEEDED, self.CANCELED, self.pk]
-        returning = _can_update_returning(connection)
-        with connection.cursor() as cursor:
-            cursor.execute(sql + (' RETURNING state' if returning else ''), params)
-            if returning:
-                row = cursor.fetchone()
-                return row[0] if row else None
-            if not cursor.rowcount:
-                return None
-            cursor.execute(f'SELECT state FROM {table} WHERE id = %s', [self.pk])
-            return cursor.fetchone()[0]
 
     def _member_canceled(self, now, stopped):
         """
@@ -843,48 +751,6 @@ class UserTaskStatus(TimeStampedModel):
             if self.parent_id is not None:
                 self.parent.end_if_children_ended(now)  # a canceled member has stopped
         return bool(moved)
-
-
-#: Where a connection keeps its start statements: {with_attempt: (sql, converters, attnames)}.
-_START_STATEMENTS = '_user_tasks_start_statements'
-
-
-def _start_statement(model, connection, with_attempt):
-    """
-    The start's ``UPDATE ... RETURNING`` on ``connection``, with its column converters, built once.
-
-    It runs once for every task a worker starts; building the statement and asking each
-    field for its converters cost more CPU than the rest of the start.  Kept on the
-    connection object, whose backend the converters are bound to and which they live and
-    die with (a green thread's connection included).
-    """
-    cached = connection.__dict__.setdefault(_START_STATEMENTS, {})
-    if with_attempt not in cached:
-        table = connection.ops.quote_name(model._meta.db_table)
-        fields = model._meta.concrete_fields
-        columns = ', '.join(connection.ops.quote_name(field.column) for field in fields)
-        attempts = ''
-        if with_attempt:
-            greatest = 'GREATEST' if connection.vendor == 'postgresql' else 'MAX'
-            attempts = f', attempts = {greatest}(attempts, %s)'
-        sql = (
-            f'UPDATE {table} SET state = %s, started = %s, heartbeat = %s, modified = %s{attempts} '
-            f'WHERE task_id = %s AND state NOT IN (%s, %s, %s) RETURNING {columns}'
-        )
-        compiler = connection.ops.compiler('SQLCompiler')(sql_query.Query(model), connection, connection.alias)
-        converters = compiler.get_converters([field.get_col(model._meta.db_table) for field in fields])
-        cached[with_attempt] = (sql, (compiler, converters) if converters else None,
-                                [field.attname for field in fields])
-    return cached[with_attempt]
-
-
-def _can_update_returning(connection):
-    """Whether ``connection`` supports ``UPDATE ... RETURNING`` (MariaDB 10.11 does not)."""
-    if connection.vendor == 'postgresql':
-        return True
-    if connection.vendor == 'sqlite':
-        return connection.Database.sqlite_version_info >= (3, 35)
-    return False
 
 
 class UserTaskArtifact(TimeStampedModel):
