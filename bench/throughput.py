@@ -13,6 +13,9 @@ process and times the wall clock from the first publish to the last completion:
   and database; same broker, result backend and database server): complete when N of its
   rows are Succeeded.
 
+Within a round the two kinds run one after the other, plain first in even rounds and the
+UserTask first in odd ones, so a load that drifts through the run favours neither.
+
 Both configurations run, each with a worker of its own: ``default`` (Celery's and Django's
 defaults: the Django fix-up closes connections around every task, ``CONN_MAX_AGE`` 0) and
 ``kept`` (``CONN_MAX_AGE`` and ``CELERY_DB_REUSE_MAX``: the host keeps connections).  Rounds
@@ -55,6 +58,11 @@ TARGETS = {'ratio_default': 3, 'ratio_kept': 2, 'publish_ratio': 2, 'vs_upstream
 
 def _median(values):
     return round(statistics.median(values), 2) if values else None
+
+
+def _in_turn(number, first, second):
+    """``first`` then ``second`` in even rounds, the other way round in odd ones."""
+    return (first, second) if number % 2 == 0 else (second, first)
 
 
 def main():  # noqa: C901, PLR0915
@@ -139,10 +147,12 @@ def main():  # noqa: C901, PLR0915
     publishing = []
     for task in (plain_noop_task, noop_task):  # warm-up: broker and database connections, caches
         publish_only(task, count=50)
-    for _ in range(options.rounds):
+    for number in range(options.rounds):
         deadline.check('publishing alone')
-        entry = {'load_average': common.load_average(), 'plain_seconds': publish_only(plain_noop_task),
-                 'user_task_seconds': publish_only(noop_task)}
+        entry = {'load_average': common.load_average()}
+        # Which kind goes first alternates, so a load that drifts through the run favours neither.
+        for kind, task in _in_turn(number, ('plain', plain_noop_task), ('user_task', noop_task)):
+            entry[f'{kind}_seconds'] = publish_only(task)
         entry['ratio'] = round(entry['user_task_seconds'] / entry['plain_seconds'], 2)
         publishing.append(entry)
     try:
@@ -163,10 +173,11 @@ def main():  # noqa: C901, PLR0915
                     noop_task.apply_async((user.pk,)).get(timeout=max(1, deadline.left()))
                 connection.close()
                 rounds = []
-                for _ in range(options.rounds):
+                for number in range(options.rounds):
                     entry = {'load_average': common.load_average()}
-                    entry['plain'] = run(plain_noop_task, plain_done, worker, logfile)
-                    entry['user_task'] = run(noop_task, user_done, worker, logfile)
+                    for kind, task, done in _in_turn(number, ('plain', plain_noop_task, plain_done),
+                                                     ('user_task', noop_task, user_done)):
+                        entry[kind] = run(task, done, worker, logfile)
                     entry['ratio'] = round(entry['plain']['rate'] / entry['user_task']['rate'], 2)
                     entry['publish_ratio'] = round(
                         entry['user_task']['publish_seconds'] / entry['plain']['publish_seconds'], 2)
