@@ -608,7 +608,7 @@ class TestContainerOfACanceledMember:
         assert db(c).finished is not None  # it never runs: no "message lost" failure later
         assert db(chain).state == S.FAILED
         assert revoke.call_args_list[-1].args[0] == c.task_id
-        assert stopped.task_ids() == [a.task_id, b.task_id, c.task_id, chain.task_id]
+        assert stopped.task_ids() == [a.task_id, b.task_id, chain.task_id, c.task_id]
         assert list(UserTaskArtifact.objects.values_list('status__task_id', 'text').order_by('id')) == [
             (b.task_id, 'broke'), (chain.task_id, 'broke')]
 
@@ -624,7 +624,15 @@ class TestContainerOfACanceledMember:
         h1.fail('broke')
         assert [db(row).state for row in (h1, header, body, chord)] == [S.FAILED, S.FAILED, S.CANCELED, S.FAILED]
         assert db(h2).state == S.PENDING  # a member of the same group still runs (Celery sends it)
-        assert stopped.task_ids() == [h1.task_id, header.task_id, body.task_id, chord.task_id]
+        assert stopped.task_ids() == [h1.task_id, header.task_id, chord.task_id, body.task_id]
+
+    def test_a_cascade_that_breaks_leaves_the_chain_failed(self, group_of, revoke, monkeypatch):
+        chain, (a, b) = group_of(2, 'celery.chain')
+        a.start()
+        monkeypatch.setattr(S, '_cancel', mock.Mock(side_effect=RuntimeError('database gone')))
+        with pytest.raises(RuntimeError):
+            a.fail('broke')
+        assert (db(a).state, db(chain).state) == (S.FAILED, S.FAILED)
 
     def test_group_in_a_chain(self, tree, revoke, stopped):
         tree['a'].cancel()

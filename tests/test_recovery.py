@@ -247,6 +247,19 @@ class TestReap:
         assert recovery.reap()['containers_ended'] == 0
         assert db(canceled).state == S.CANCELED
 
+    def test_a_container_that_cannot_end_does_not_take_the_batch(self, make_status, short_settings, monkeypatch):
+        """A group missing a member's row (its publish was refused) is not selected run after run."""
+        done = timezone.now() - timedelta(hours=1)
+        missing_member = make_status(task_class='celery.group', is_container=True, total_steps=2, state=S.IN_PROGRESS)
+        make_status(parent=missing_member, state=S.SUCCEEDED, finished=done, total_steps=1)
+        endable = make_status(task_class='celery.group', is_container=True, total_steps=1, state=S.IN_PROGRESS)
+        make_status(parent=endable, state=S.CANCELED, finished=done, total_steps=1)
+        for row in (missing_member, endable):
+            age(row, seconds=61)
+        monkeypatch.setattr(recovery, '_BATCH', 1)
+        assert recovery.reap()['containers_ended'] == 1
+        assert (db(endable).state, db(missing_member).state) == (S.CANCELED, S.IN_PROGRESS)
+
     def test_container_of_a_canceled_member_whose_worker_died_ends_when_it_is_marked_stopped(
             self, make_status, revoke, short_settings, stopped):
         group = make_status(task_class='celery.group', is_container=True, total_steps=2)

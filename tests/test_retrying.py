@@ -356,3 +356,14 @@ def test_under_testcase_the_retry_is_published_at_once(api, owner, published):  
     assert response.status_code == 201
     new = UserTaskStatus.objects.get(uuid=UserTaskStatus.objects.get(pk=old.pk).retried_as)
     assert new.task_id in published.task_ids()
+
+
+def test_an_error_that_is_not_the_brokers_is_raised_as_it_is(owner):  # noqa: F811
+    """Only a broker that cannot take the message is a 503; a database error is not hidden behind it."""
+    from unittest import mock
+
+    from django.db import DatabaseError
+    old = ended(flaky_task, owner)
+    with mock.patch('kombu.Producer.publish', side_effect=DatabaseError('disk full')), pytest.raises(DatabaseError):
+        retrying.retry(UserTaskStatus.objects.get(pk=old.pk))
+    assert list(UserTaskStatus.objects.values_list('pk', 'retried_as')) == [(old.pk, None)]

@@ -109,6 +109,15 @@ def test_a_duplicate_raises_and_marks_the_transaction_for_rollback(user):
     assert UserTaskStatus.objects.filter(task_id='duplicate').count() == 1
 
 
+def test_an_expression_as_a_value_goes_through_save(user):
+    from django.db.models import Value
+    from django.db.models.functions import Upper
+    row = _row(user, 'with-expression')
+    row.name = Upper(Value('export'))
+    row_insert.insert(row, 'default')
+    assert _stored('with-expression')['name'] == 'EXPORT'
+
+
 def test_a_row_with_its_primary_key_set_goes_through_save(user):
     row = _row(user, 'with-pk')
     row.pk = 4242

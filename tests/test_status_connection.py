@@ -180,6 +180,7 @@ def test_an_end_is_committed_durably_in_the_same_round_trip(server_database, mon
     status_connection.activate()
     connections[status_connection.alias_for(UserTaskStatus)].ensure_connection()  # opened as SQLite would
     monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
+    monkeypatch.setattr(status_connection, '_one_string', lambda connection: True)  # as psycopg2
     sent = []
 
     def record(execute, sql, params, many, context):
@@ -198,6 +199,7 @@ def test_a_publish_in_autocommit_does_not_wait_for_the_disk(monkeypatch, user):
     """PostgreSQL: the publish's INSERT carries SET LOCAL synchronous_commit TO off; inside the caller's block, not."""
     from tests.conftest import UNCONSUMED_QUEUE
     monkeypatch.setattr(status_connection, '_commits_asynchronously', lambda connection: True)
+    monkeypatch.setattr(status_connection, '_one_string', lambda connection: True)  # as psycopg2
     applied = []
 
     def prefixed(setting):  # records what would be sent in front, sends nothing SQLite cannot run
@@ -213,3 +215,11 @@ def test_a_publish_in_autocommit_does_not_wait_for_the_disk(monkeypatch, user):
     # The caller's transaction keeps the caller's durability.
     assert applied == [('SET LOCAL synchronous_commit TO off', 'INSERT')]
     assert UserTaskStatus.objects.count() == 2
+
+
+@pytest.mark.parametrize('driver, one_string', [('psycopg2', True), ('psycopg', False)])
+def test_set_local_rides_in_front_of_a_statement_only_with_psycopg2(driver, one_string):
+    """psycopg 3 puts its cursor on a string's first result (the SET's): it gets a transaction of its own."""
+    from types import SimpleNamespace
+    connection = SimpleNamespace(Database=SimpleNamespace(__name__=driver), settings_dict={'OPTIONS': {}})
+    assert status_connection._one_string(connection) is one_string

@@ -536,10 +536,11 @@ class UserTaskStatus(TimeStampedModel):
             self._refresh_state()
             return False
         if self.parent_id is not None:
+            self.parent.fail(message, exception)
             # Celery stops a chain at a failed member and never runs a failed chord's body:
             # they end Canceled now rather than Failed ("message lost") at the pending timeout.
+            # After the parent's failure, so a cascade that breaks cannot leave it unfailed.
             self._cancel_what_follows()
-            self.parent.fail(message, exception)
         return True
 
     def retry(self, attempt=None, exception=None):

@@ -20,7 +20,7 @@ import threading
 from datetime import timedelta
 
 from django.db import close_old_connections
-from django.db.models import DateTimeField, Exists, OuterRef, Q
+from django.db.models import DateTimeField, Exists, F, OuterRef, PositiveIntegerField, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -109,10 +109,15 @@ def _ended_containers(now):
     children = UserTaskStatus.objects.filter(parent_id=OuterRef('pk'))
     unended = children.exclude(state=UserTaskStatus.SUCCEEDED).exclude(
         state=UserTaskStatus.CANCELED, finished__isnull=False)
+    # Every member published (the condition end_if_children_ended applies): a container
+    # that cannot end yet must not take the batch from one that can, run after run.
+    published = children.order_by().values('parent_id').annotate(steps=Sum('total_steps')).values('steps')
     return (UserTaskStatus.objects.filter(finished__isnull=True, is_container=True)
             .exclude(state__in=UserTaskStatus.FINAL_STATES)
             .filter(modified__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER))
             .filter(Exists(children), ~Exists(unended))
+            .annotate(published=Coalesce(Subquery(published, output_field=PositiveIntegerField()), 0))
+            .filter(total_steps__lte=F('published'))
             .select_related('parent').order_by('pk'))
 
 

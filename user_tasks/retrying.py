@@ -21,6 +21,7 @@ from django.db import router
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from user_tasks import commit
 from user_tasks.exceptions import ArgumentsNotStorable, RetryNotSent, RetryRefused, TooManyActiveTasks
@@ -28,6 +29,10 @@ from user_tasks.models import UserTaskStatus
 from user_tasks.tasks import UserTaskMixin
 
 LOG = logging.getLogger(__name__)
+#: What a publish raises when the broker cannot take the message: only these become a 503
+#: (``RetryNotSent``); any other error (a bad user, the database, an eager body's own
+#: exception) is raised as it is.
+_BROKER_ERRORS = (BrokerUnreachable, ConnectionError, OSError)
 
 #: States a task can be tried again from.
 RETRYABLE_STATES = (UserTaskStatus.FAILED, UserTaskStatus.CANCELED)
@@ -93,17 +98,13 @@ def retry(status):
             try:
                 result = task.apply_async(args=arguments.get('args') or (), kwargs=arguments.get('kwargs') or {},
                                           task_id=task_id)
-            except (TooManyActiveTasks, ArgumentsNotStorable):
-                raise
-            except Exception as exc:  # sent at once (USER_TASKS_PUBLISH_ON_COMMIT off) and refused
+            except _BROKER_ERRORS as exc:  # sent at once (USER_TASKS_PUBLISH_ON_COMMIT off) and refused
                 raise _not_sent(status, exc) from exc
             new = UserTaskStatus.objects.get(task_id=result.id)
             UserTaskStatus.objects.filter(Q(pk=locked.pk) & Q(retried_as__isnull=True)).update(
                 retried_as=new.uuid, modified=timezone.now())
             linked = True
-    except RetryNotSent:
-        raise
-    except Exception as exc:
+    except _BROKER_ERRORS as exc:
         if not linked:
             raise
         # The block committed, then the message sent on its commit was refused: the new row

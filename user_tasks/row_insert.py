@@ -4,21 +4,22 @@ The INSERT of one new row, as ``Model.save(force_insert=True)`` writes it, with 
 A publish writes one status row.  Django builds and compiles its INSERT anew on every save,
 and that cost as much of the publisher's CPU as waiting for the statement itself
 (``docs/performance.rst``).  The statement's text depends only on the model and the
-database backend, so it is built once per (model, vendor) and reused.  Everything else a
+database backend, so it is built once per (model, backend) and reused.  Everything else a
 save does for a new row is kept: each field's ``pre_save`` (model_utils' timestamps, the
 uuid default) and ``get_db_prep_save``, the related-object check, ``pre_save`` and
 ``post_save`` for any receiver, marking the caller's transaction for rollback when the
 statement fails, and the instance's ``_state``.
 
-Rows Django would write differently (a primary key already set, fields with a database
-default, a generated field or a custom placeholder) go through ``save`` as before.
+Rows Django would write differently (a primary key already set, an expression as a value,
+fields with a database default, a generated field or a custom placeholder, a model ordered
+with respect to another) go through ``save`` as before.
 
 Layer: leaves.  Imports only Django.
 """
 from django.db import connections, transaction
 from django.db.models.signals import post_save, pre_save
 
-#: (model, vendor) -> (fields, sql, returning params) or None for "use save()".
+#: (model, vendor, returns columns) -> (fields, sql, returning params), or None for "use save()".
 _statements = {}
 
 
@@ -31,7 +32,7 @@ def insert(instance, using):
     model = type(instance)
     connection = connections[using]
     statement = _statement(model, connection)
-    if statement is None or instance.pk is not None:
+    if statement is None or instance.pk is not None or _has_expression(instance, statement[0]):
         instance.save(force_insert=True, using=using)
         return
     fields, sql, returning_params = statement
@@ -51,9 +52,15 @@ def insert(instance, using):
     post_save.send(sender=model, instance=instance, created=True, update_fields=None, raw=False, using=using)
 
 
+def _has_expression(instance, fields):
+    """Whether a field holds an expression (``F()``, a function), which the ORM compiles into the statement."""
+    return any(hasattr(instance.__dict__.get(field.attname), 'resolve_expression') for field in fields)
+
+
 def _statement(model, connection):
     """The cached (fields, INSERT statement, returning params) of ``model`` on ``connection``'s backend."""
-    key = (model, connection.vendor)
+    # MySQL and MariaDB share a vendor; only MariaDB 10.5+ returns columns from an INSERT.
+    key = (model, connection.vendor, connection.features.can_return_columns_from_insert)
     if key not in _statements:
         _statements[key] = _build(model, connection)
     return _statements[key]
@@ -61,7 +68,7 @@ def _statement(model, connection):
 
 def _build(model, connection):
     meta = model._meta
-    if meta.auto_field is None or list(meta.db_returning_fields) != [meta.pk]:
+    if meta.auto_field is None or meta.order_with_respect_to or list(meta.db_returning_fields) != [meta.pk]:
         return None
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
     if any(getattr(field, 'generated', False) or hasattr(field, 'get_placeholder') for field in fields):

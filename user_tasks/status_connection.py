@@ -139,10 +139,12 @@ def _commits_asynchronously(connection):
 def _one_string(connection):
     """Whether a statement may carry ``SET LOCAL`` in front of it in one query string.
 
-    psycopg2 and psycopg's default client-side binding send such a string as one simple
-    query; psycopg's server-side binding (``OPTIONS['server_side_binding']``) cannot.
+    Only with psycopg2, whose cursor then reports the last statement's result (its row
+    count, its ``RETURNING`` rows).  psycopg 3 positions its cursor on the first result,
+    the ``SET``'s, and its server-side binding refuses two statements: there the setting
+    goes in a transaction of its own (one more round trip).
     """
-    return not (connection.settings_dict.get('OPTIONS') or {}).get('server_side_binding')
+    return getattr(connection.Database, '__name__', '') == 'psycopg2'
 
 
 def _prefixed(setting):

@@ -13,7 +13,7 @@ Layer: leaves.  Imports only Django; the model is passed in.
 """
 from django.db.models.sql import query as sql_query
 
-#: Where a connection keeps the start's statements: {with_attempt: (sql, converters, attnames)}.
+#: Where a connection keeps the start's statements: {(model, with_attempt): (sql, converters, attnames)}.
 _START_STATEMENTS = '_user_tasks_start_statements'
 
 
@@ -59,7 +59,8 @@ def _start_statement(model, connection, with_attempt):
     live and die with (a green thread's connection included).
     """
     cached = connection.__dict__.setdefault(_START_STATEMENTS, {})
-    if with_attempt not in cached:
+    key = (model, with_attempt)
+    if key not in cached:
         quote = connection.ops.quote_name
         table = quote(model._meta.db_table)
         fields = model._meta.concrete_fields
@@ -73,9 +74,8 @@ def _start_statement(model, connection, with_attempt):
         )
         compiler = connection.ops.compiler('SQLCompiler')(sql_query.Query(model), connection, connection.alias)
         converters = compiler.get_converters([field.get_col(model._meta.db_table) for field in fields])
-        cached[with_attempt] = (sql, (compiler, converters) if converters else None,
-                                [field.attname for field in fields])
-    return cached[with_attempt]
+        cached[key] = (sql, (compiler, converters) if converters else None, [field.attname for field in fields])
+    return cached[key]
 
 
 def add_steps(model, connection, pk, steps, now):
