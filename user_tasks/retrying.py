@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from user_tasks import commit
-from user_tasks.exceptions import ArgumentsNotStorable, RetryNotSent, RetryRefused, TooManyActiveTasks
+from user_tasks.exceptions import RetryNotSent, RetryRefused
 from user_tasks.models import UserTaskStatus
 from user_tasks.tasks import UserTaskMixin
 
