@@ -44,6 +44,11 @@ test:
 test-unit: $(VENV)/.stamp
 	$(PYTEST) tests --ignore=tests/integration --ignore=tests/upgrade -p no:cacheprovider -q $(OK_IF_EMPTY)
 
+# The worker, status-connection and admission scenarios again on psycopg 3 (PostgreSQL's
+# driver for many Django 5 hosts), which reads multi-statement strings and errors differently.
+PSYCOPG3_TESTS = tests/integration/test_worker.py tests/integration/test_transaction_progress.py \
+	tests/integration/test_admission.py tests/integration/test_psycopg.py
+
 test-integration: $(VENV)/.stamp
 	@if [ -d tests/integration ]; then \
 	  set -e; \
@@ -51,6 +56,8 @@ test-integration: $(VENV)/.stamp
 	    $(PYTEST) tests/integration -q -p no:cacheprovider $(OK_IF_EMPTY); \
 	  USER_TASKS_TEST_DB=mariadb USER_TASKS_TEST_BROKER=rabbitmq \
 	    $(PYTEST) tests/integration -q -p no:cacheprovider $(OK_IF_EMPTY); \
+	  USER_TASKS_TEST_DB=postgres USER_TASKS_TEST_BROKER=redis USER_TASKS_TEST_PSYCOPG=3 \
+	    $(PYTEST) $(PSYCOPG3_TESTS) -q -p no:cacheprovider $(OK_IF_EMPTY); \
 	else echo "tests/integration does not exist yet: skipped"; fi
 
 test-upgrade: $(VENV)/.stamp

@@ -42,6 +42,8 @@ EXTRAS_REQUIRE = {
         'pytest-django',
         'pytest-timeout',
         'psycopg2-binary',
+        # psycopg 3: a pass of the integration suite runs on it (USER_TASKS_TEST_PSYCOPG=3).
+        'psycopg[binary]',
         'PyMySQL',
         'redis',
         'opentelemetry-sdk',

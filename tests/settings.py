@@ -9,10 +9,17 @@ an in-memory broker (unit layer) and on PostgreSQL/MariaDB with Redis/RabbitMQ
 - ``USER_TASKS_TEST_BROKER``: ``memory`` (default), ``redis`` or ``rabbitmq``
 - ``USER_TASKS_TEST_POSTGRES`` / ``_MARIADB`` / ``_REDIS`` / ``_RABBITMQ``: addresses,
   with loopback defaults.
+- ``USER_TASKS_TEST_PSYCOPG``: ``2`` (default) or ``3``, the PostgreSQL driver.  Django takes
+  psycopg 3 whenever it is importable; both are installed, so psycopg is hidden unless 3 is
+  asked for (in this process and the workers it starts, which read these settings too).
 """
 import os
+import sys
 import tempfile
 from urllib.parse import urlparse
+
+if os.environ.get('USER_TASKS_TEST_PSYCOPG', '2') != '3':
+    sys.modules.setdefault('psycopg', None)  # an import of psycopg fails: Django uses psycopg2
 
 try:
     import pymysql

@@ -239,8 +239,9 @@ def _pin(base):
 
 
 def _is_lock_timeout(exc):
+    """Whether ``exc`` is a lock wait cut short: SQLSTATE (psycopg2 ``pgcode``, psycopg 3 ``sqlstate``) or MySQL's code."""
     cause = exc.__cause__ or exc
-    code = getattr(cause, 'pgcode', None)
+    code = getattr(cause, 'pgcode', None) or getattr(cause, 'sqlstate', None)
     if code is None and getattr(cause, 'args', None):
         code = cause.args[0]
     return code in _LOCK_TIMEOUT_CODES
