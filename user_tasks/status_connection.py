@@ -239,7 +239,7 @@ def _pin(base):
 
 
 def _is_lock_timeout(exc):
-    """Whether ``exc`` is a lock wait cut short: its SQLSTATE (psycopg2 ``pgcode``, psycopg 3 ``sqlstate``) or MySQL code."""
+    """Whether ``exc`` is a lock wait cut short (the SQLSTATE of psycopg2 or psycopg 3, or MySQL's code)."""
     cause = exc.__cause__ or exc
     code = getattr(cause, 'pgcode', None) or getattr(cause, 'sqlstate', None)
     if code is None and getattr(cause, 'args', None):
