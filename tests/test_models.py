@@ -583,7 +583,9 @@ class TestContainerOfACanceledMember:
         assert db(chain).state == S.CANCELED
         assert stopped.task_ids() == [b.task_id, a.task_id, chain.task_id]
 
-    def test_canceled_chord_header_cancels_the_body(self, make_status, revoke, stopped):
+    @pytest.fixture
+    def chord_rows(self, make_status):
+        """A chord: a header group of two members and a body, linked through cached parents."""
         chord = make_status(task_class='celery.chord', is_container=True, total_steps=3)
         body = make_status(parent=chord)
         header = make_status(task_class='celery.group', is_container=True, total_steps=2, parent=chord)
@@ -591,6 +593,10 @@ class TestContainerOfACanceledMember:
         header.parent = chord
         for member in (h1, h2):
             member.parent = header
+        return chord, body, header, h1, h2
+
+    def test_canceled_chord_header_cancels_the_body(self, chord_rows, revoke, stopped):
+        chord, body, header, h1, h2 = chord_rows
         h1.cancel()
         assert db(body).state == S.PENDING
         h2.start()
@@ -612,14 +618,8 @@ class TestContainerOfACanceledMember:
         assert list(UserTaskArtifact.objects.values_list('status__task_id', 'text').order_by('id')) == [
             (b.task_id, 'broke'), (chain.task_id, 'broke')]
 
-    def test_failed_chord_header_cancels_the_body(self, make_status, revoke, stopped):
-        chord = make_status(task_class='celery.chord', is_container=True, total_steps=3)
-        body = make_status(parent=chord)
-        header = make_status(task_class='celery.group', is_container=True, total_steps=2, parent=chord)
-        h1, h2 = make_status(parent=header), make_status(parent=header)
-        header.parent = chord
-        for member in (h1, h2):
-            member.parent = header
+    def test_failed_chord_header_cancels_the_body(self, chord_rows, revoke, stopped):
+        chord, body, header, h1, h2 = chord_rows
         h1.start()
         h1.fail('broke')
         assert [db(row).state for row in (h1, header, body, chord)] == [S.FAILED, S.FAILED, S.CANCELED, S.FAILED]
