@@ -223,3 +223,24 @@ def test_set_local_rides_in_front_of_a_statement_only_with_psycopg2(driver, one_
     from types import SimpleNamespace
     connection = SimpleNamespace(Database=SimpleNamespace(__name__=driver), settings_dict={'OPTIONS': {}})
     assert status_connection._one_string(connection) is one_string
+
+
+def _driver_error(args, **codes):
+    """An exception as a driver raises it, with the code attributes it sets."""
+    error = Exception(*args)
+    for name, value in codes.items():
+        setattr(error, name, value)
+    return error
+
+
+@pytest.mark.parametrize('driver_error, is_lock_timeout', [
+    (_driver_error(['canceling statement due to lock timeout'], pgcode='55P03'), True),  # psycopg2
+    (_driver_error(['canceling statement due to lock timeout'], sqlstate='55P03'), True),  # psycopg 3
+    (_driver_error([1205, 'Lock wait timeout exceeded'], sqlstate='HY000'), True),  # PyMySQL
+    (_driver_error([1213, 'Deadlock found'], sqlstate='40001'), False),
+    (_driver_error(['deadlock detected'], pgcode='40P01'), False),
+])
+def test_a_lock_wait_cut_short_is_read_from_every_driver(driver_error, is_lock_timeout):
+    error = OperationalError('wrapped by Django')
+    error.__cause__ = driver_error
+    assert status_connection._is_lock_timeout(error) is is_lock_timeout

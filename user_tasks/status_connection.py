@@ -241,10 +241,10 @@ def _pin(base):
 def _is_lock_timeout(exc):
     """Whether ``exc`` is a lock wait cut short (the SQLSTATE of psycopg2 or psycopg 3, or MySQL's code)."""
     cause = exc.__cause__ or exc
-    code = getattr(cause, 'pgcode', None) or getattr(cause, 'sqlstate', None)
-    if code is None and getattr(cause, 'args', None):
-        code = cause.args[0]
-    return code in _LOCK_TIMEOUT_CODES
+    # PyMySQL also has a ``sqlstate`` (HY000 for this error): every code the driver gives is read.
+    first_argument = (getattr(cause, 'args', None) or [None])[0]
+    codes = (getattr(cause, 'pgcode', None), getattr(cause, 'sqlstate', None), first_argument)
+    return any(code in _LOCK_TIMEOUT_CODES for code in codes)
 
 
 def _status_saved(sender, instance, created=False, using=None, **kwargs):  # noqa: ARG001
