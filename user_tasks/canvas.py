@@ -28,7 +28,7 @@ from celery.canvas import _chain, group, maybe_signature
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, router, transaction
 
-from user_tasks import commit, group_readahead, lifecycle, localized, status_connection, utils
+from user_tasks import commit, group_readahead, lifecycle, status_connection, utils
 from user_tasks.exceptions import MixedOwnersError
 from user_tasks.models import UserTaskStatus
 from user_tasks.recent import Recent
@@ -51,11 +51,6 @@ def user_id_of(arguments):
         raise TypeError(f'Invalid user_id: {user_id}') from exc
 
 
-def _name(text):
-    """A row's name as stored: cut to the column (a host's ``generate_name`` or ``user_task_name`` may be longer)."""
-    return localized.fit(text, localized.NAME_MAX_LENGTH)
-
-
 def _describe(task, args, kwargs, task_id):
     """An unsaved status row for one invocation of a UserTask."""
     arguments = task.arguments_as_dict(*(args or ()), **(kwargs or {}))
@@ -64,7 +59,7 @@ def _describe(task, args, kwargs, task_id):
     return UserTaskStatus(
         task_id=task_id,
         task_class=task.name,
-        name=_name(task.generate_name(arguments)),
+        name=task.generate_name(arguments),
         total_steps=task.calculate_total_steps(arguments),
         user_id=user_id,
     )
@@ -137,7 +132,7 @@ def _record_group_at_once(status, group_id, user_task_name, queue, parent=None):
     total, name = _steps_and_name(frame.f_locals['self'])
     rows = [status] + members
     container = UserTaskStatus(task_id=group_id, task_class='celery.group', is_container=True,
-                               name=_name(name or user_task_name or status.name), total_steps=total,
+                               name=name or user_task_name or status.name, total_steps=total,
                                user_id=status.user_id, parent=parent)
     alias = router.db_for_write(UserTaskStatus)
     if any(row.user_id != status.user_id for row in members):
@@ -172,7 +167,7 @@ def _container(task_id, task_class, user_id, name, total_steps, parent=None, siz
     row = UserTaskStatus.objects.filter(task_id=task_id).first()
     created = row is None
     if created:
-        row = UserTaskStatus(task_id=task_id, task_class=task_class, is_container=True, name=_name(name or ''),
+        row = UserTaskStatus(task_id=task_id, task_class=task_class, is_container=True, name=name or '',
                              total_steps=total_steps, user_id=user_id, parent=parent)
         try:
             with commit.atomic(using=router.db_for_write(UserTaskStatus)):
@@ -301,7 +296,7 @@ def _record_chain(status, tail, parent, user_task_name, queue):
                                    if utils.user_task_name(sig.kwargs)), None)
     container = _save(UserTaskStatus(
         task_id=f'{status.task_id}-chain', task_class='celery.chain', is_container=True,
-        name=_name(name or status.name), total_steps=sum(m.total_steps for m in members),
+        name=name or status.name, total_steps=sum(m.total_steps for m in members),
         user_id=status.user_id, parent=parent))
     for member in members:
         member.parent = container

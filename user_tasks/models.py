@@ -263,6 +263,7 @@ class UserTaskStatus(TimeStampedModel):
             UserTaskStatus(task_id=task_id, task_class='app.tasks.export', name='Export',
                            total_steps=3, user_id=user.pk).submit()
         """
+        self.name = localized.fit(self.name, localized.NAME_MAX_LENGTH)  # a host's name may be longer
         # save(force_insert=True), with its SQL built once per backend (user_tasks.row_insert).
         row_insert.insert(self, router.db_for_write(type(self), instance=self))
         lifecycle.announce(self, lifecycle.SUBMITTED, queue=queue)
@@ -280,6 +281,8 @@ class UserTaskStatus(TimeStampedModel):
         Returns:
             list[UserTaskStatus]: the rows, saved.
         """
+        for row in rows:
+            row.name = localized.fit(row.name, localized.NAME_MAX_LENGTH)
         cls.objects.bulk_create(rows)
         queues = queues or {}
         for row in rows:
