@@ -102,9 +102,9 @@ def start_user_task(sender=None, task_id=None, task=None, **kwargs):
         # Until ``task_postrun``: this run's events are delivered at once (user_tasks.commit).
         commit.eager_run_started()
         request.user_task_eager_run = True
-    _close_stale_connections()
-    if not getattr(request, 'is_eager', False):
+    else:
         status_connection.activate()  # until ``task_postrun``: see user_tasks.status_connection
+    _close_stale_connections()
     status = UserTaskStatus.start_task(request.id, attempt=_attempt(request)) if request.id else None
     if status is not None:
         request.user_task_status = status  # what ``task.status`` returns from now on
