@@ -1,4 +1,5 @@
 """The REST API: routes, fields, permissions, status codes, query counts and bad input."""
+import base64
 from unittest import mock
 from uuid import uuid4
 
@@ -8,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
-from rest_framework.pagination import LimitOffsetPagination, PageNumberPagination
+from rest_framework.pagination import CursorPagination, LimitOffsetPagination, PageNumberPagination
 
 from tests.rest_helpers import API, create_artifact, create_status
 from user_tasks import urls as api_urls
@@ -524,6 +525,27 @@ def test_limit_offset_pagination_with_absurd_numbers(api, owner):
         for route in ('tasks/', 'artifacts/'):
             response = api.get(f'{API}{route}', query)
             assert response.status_code in (200, 404), (query, response.status_code)
+
+
+class TwoByCursor(CursorPagination):
+    page_size = 2
+
+
+@override_settings(REST_FRAMEWORK={'DEFAULT_PAGINATION_CLASS': 'tests.test_api.TwoByCursor'})
+@pytest.mark.parametrize('route', ['tasks/', 'artifacts/'])
+def test_cursor_pagination_and_a_forged_cursor(api, owner, route):
+    for n in range(3):
+        create_artifact(create_status(owner, n))
+    api.force_authenticate(owner)
+    first = api.get(f'{API}{route}').json()
+    assert len(first['results']) == 2 and first['next']
+    assert len(api.get(first['next']).json()['results']) == 1
+    # A cursor is the client's to send back: one whose position is not a date is a 404, not a 500.
+    for position in ('x', '2024', '9' * 30):
+        cursor = base64.b64encode(f'p={position}'.encode()).decode()
+        response = api.get(f'{API}{route}', {'cursor': cursor})
+        assert response.status_code == 404, (position, response.status_code)
+        assert response.json() == {'detail': 'Invalid cursor'}
 
 
 # -- bad input -------------------------------------------------------------------------------

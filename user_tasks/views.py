@@ -9,6 +9,7 @@ is a 403.
 
 Layer: adapters.  Imports the serializers, ``retrying`` (Celery layer), the domain and the leaves.
 """
+from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.db import DatabaseError
 from django.db.models import Prefetch
@@ -90,6 +91,10 @@ class _ProjectSettingsMixin:
     def paginate_queryset(self, queryset):
         try:
             return super().paginate_queryset(queryset)
+        except ValidationError as exc:
+            # A host's CursorPagination given a cursor whose position is not a date (forged):
+            # answered as DRF answers a cursor it cannot decode.
+            raise NotFound(getattr(self.paginator, 'invalid_cursor_message', _('Invalid page.'))) from exc
         except (OverflowError, ValueError, DatabaseError) as exc:
             # An offset beyond what the database can represent (e.g. ?offset=10**30).
             raise NotFound(_('Invalid page.')) from exc
