@@ -1,4 +1,7 @@
 """System checks of every USER_TASKS_* setting, and the purge and reaper refusing bad values."""
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -12,6 +15,8 @@ from user_tasks import checks
 from user_tasks.models import UserTaskStatus
 from user_tasks.recovery import reap
 from user_tasks.retention import purge
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BAD = [
     ('USER_TASKS_MAX_AGE', 3600, 'E001'),
@@ -124,3 +129,50 @@ def test_unset_settings_do_not_build_their_defaults(monkeypatch):
     monkeypatch.setitem(conf.DEFAULTS, 'USER_TASKS_STATUS_FILTERS', explode)
     monkeypatch.setitem(conf.DEFAULTS, 'USER_TASKS_ARTIFACT_FILTERS', explode)
     assert checks.check_settings() == []
+
+
+# -- in a new process: a wrong value read at import is still the check's to report ------------
+
+_CHECK_IN_A_NEW_PROCESS = r'''
+import django
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+django.setup()
+try:
+    call_command('check')
+except SystemCheckError as exc:
+    print('REPORTED', sorted(code for code in ('E002', 'E003', 'E004') if 'user_tasks.' + code in str(exc)))
+'''
+
+READ_AT_IMPORT = [
+    ('USER_TASKS_STATUS_FILTERS', "('no.such.Backend',)", 'E002'),
+    ('USER_TASKS_STATUS_FILTERS', '5', 'E002'),
+    # A one-element tuple without its comma is a string: its characters are not import paths.
+    ('USER_TASKS_ARTIFACT_FILTERS', "('user_tasks.filters.ArtifactFilterBackend')", 'E003'),
+    ('USER_TASKS_ARTIFACT_STORAGE', "'no.such.Storage'", 'E004'),
+    ('USER_TASKS_ARTIFACT_STORAGE', "'NoDots'", 'E004'),
+    ('USER_TASKS_ARTIFACT_STORAGE', '5', 'E004'),
+]
+
+
+@pytest.mark.parametrize(('name', 'value', 'check_id'), READ_AT_IMPORT)
+def test_a_wrong_value_read_at_import_is_reported_by_the_check_not_a_crash(tmp_path, name, value, check_id):
+    """The viewsets' filters and the artifact field's storage are read as their modules load (URLconf, models)."""
+    (tmp_path / 'wrong_settings.py').write_text(f'from tests.settings import *  # noqa: F403\n{name} = {value}\n')
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE='wrong_settings', PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    result = subprocess.run([sys.executable, '-c', _CHECK_IN_A_NEW_PROCESS], capture_output=True, text=True,
+                            env=env, timeout=120, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"REPORTED ['{check_id}']" in result.stdout, (result.stdout, result.stderr[-2000:])
+
+
+def test_the_artifact_storage_of_a_wrong_setting_refuses_every_use(settings):
+    """Until the setting is fixed nothing is stored anywhere else; an explicit import path still raises at once."""
+    from user_tasks.conf import get_storage  # noqa: PLC0415
+    settings.USER_TASKS_ARTIFACT_STORAGE = 'no.such.Storage'
+    storage = get_storage()
+    for use in (lambda: storage.save('a.txt', None), lambda: storage.url('a.txt'), lambda: storage.exists('a')):
+        with pytest.raises(ImproperlyConfigured, match="USER_TASKS_ARTIFACT_STORAGE = 'no.such.Storage'"):
+            use()
+    with pytest.raises(ImportError):
+        get_storage('no.such.Storage')

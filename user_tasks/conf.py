@@ -11,7 +11,8 @@ Layer: leaf.  Imports Django, and the default filter backends when the setting i
 from datetime import timedelta
 
 from django.conf import settings as django_settings
-from django.core.files.storage import default_storage, storages
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import Storage, default_storage, storages
 from django.utils.module_loading import import_string
 
 #: The STORAGES alias that, when configured, holds artifact files.
@@ -97,6 +98,29 @@ def get_storage(import_path=None):
         if STORAGE_ALIAS in getattr(django_settings, 'STORAGES', {}):
             return storages[STORAGE_ALIAS]
         import_path = settings.USER_TASKS_ARTIFACT_STORAGE
-    if import_path is None:
-        return default_storage
+        if import_path is None:
+            return default_storage
+        try:
+            storage_class = import_string(import_path)
+        except (ImportError, TypeError, ValueError, AttributeError) as exc:
+            return _MisconfiguredStorage(f'USER_TASKS_ARTIFACT_STORAGE = {import_path!r}: {exc}')
+        return storage_class()
     return import_string(import_path)()
+
+
+class _MisconfiguredStorage(Storage):
+    """
+    The artifact storage while ``USER_TASKS_ARTIFACT_STORAGE`` names nothing importable: every use raises.
+
+    The artifact model's file field asks for its storage as the models load; raising there
+    would stop ``django.setup()`` before the system check (``user_tasks.E004``) could name the
+    setting.  Nothing is ever stored elsewhere instead.
+    """
+
+    def __init__(self, problem):
+        self._problem = problem
+
+    def __getattribute__(self, name):
+        if name == '_problem' or name.startswith('__'):
+            return object.__getattribute__(self, name)
+        raise ImproperlyConfigured(object.__getattribute__(self, '_problem'))

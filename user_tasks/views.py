@@ -9,6 +9,8 @@ is a 403.
 
 Layer: adapters.  Imports the serializers, ``retrying`` (Celery layer), the domain and the leaves.
 """
+import logging
+
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
 from django.db import DatabaseError
@@ -28,8 +30,11 @@ from user_tasks import deletion, retrying
 from user_tasks._schema import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from user_tasks.conf import settings
 from user_tasks.exceptions import ArgumentsNotStorable, RetryNotSent, RetryRefused, TooManyActiveTasks
+from user_tasks.filters import ArtifactFilterBackend, StatusFilterBackend
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.serializers import ArtifactSerializer, StatusMessageSerializer, StatusSerializer
+
+LOG = logging.getLogger(__name__)
 
 
 class DjangoObjectPermissionsIncludingView(permissions.DjangoObjectPermissions):
@@ -100,6 +105,22 @@ class _ProjectSettingsMixin:
             raise NotFound(_('Invalid page.')) from exc
 
 
+def _filter_backends(name, default):
+    """
+    The filter backends the setting ``name`` gives; ``default`` while it names nothing importable.
+
+    Read where the class is defined, so a wrong value (a missing comma makes a tuple a
+    string) would otherwise stop the URLconf from loading and ``manage.py check`` before its
+    check (``user_tasks.E002`` / ``E003``) could name the setting.  The defaults show each
+    user only their own rows.
+    """
+    try:
+        return getattr(settings, name)
+    except (ImportError, TypeError, ValueError) as exc:
+        LOG.error('%s is wrong (%s): the default filters apply until it is fixed (see manage.py check)', name, exc)
+        return default
+
+
 #: ``?include=state_message`` adds ``state_msgid`` and ``state_params`` to each status.
 STATE_MESSAGE = 'state_message'
 
@@ -141,7 +162,7 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
     action_perms_map = {'cancel': ['%(app_label)s.cancel_%(model_name)s'],
                         'retry': ['%(app_label)s.retry_%(model_name)s']}
 
-    filter_backends = settings.USER_TASKS_STATUS_FILTERS
+    filter_backends = _filter_backends('USER_TASKS_STATUS_FILTERS', (StatusFilterBackend,))
 
     def get_serializer_class(self):
         # 4.0's fields unless the client asks for the message behind state_text.
@@ -231,7 +252,7 @@ class ArtifactViewSet(_ProjectSettingsMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = (DjangoObjectPermissionsIncludingView,)
     lookup_field = 'uuid'
 
-    filter_backends = settings.USER_TASKS_ARTIFACT_FILTERS
+    filter_backends = _filter_backends('USER_TASKS_ARTIFACT_FILTERS', (ArtifactFilterBackend,))
 
     def get_queryset(self):
         return super().get_queryset().select_related('status').order_by('-created', '-id')
@@ -253,9 +274,5 @@ def _follow_settings(setting=None, **kwargs):
     for viewset in (StatusViewSet, ArtifactViewSet):
         viewset.authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
         viewset.pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
-    for viewset, name in ((StatusViewSet, 'USER_TASKS_STATUS_FILTERS'),
-                          (ArtifactViewSet, 'USER_TASKS_ARTIFACT_FILTERS')):
-        try:
-            viewset.filter_backends = getattr(settings, name)
-        except (ImportError, TypeError, ValueError):
-            pass  # a wrong value: the system check (user_tasks.checks) names it; keep the last good one
+    StatusViewSet.filter_backends = _filter_backends('USER_TASKS_STATUS_FILTERS', (StatusFilterBackend,))
+    ArtifactViewSet.filter_backends = _filter_backends('USER_TASKS_ARTIFACT_FILTERS', (ArtifactFilterBackend,))
