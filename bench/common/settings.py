@@ -7,6 +7,8 @@ Django settings of the benchmarks: the test project's (``tests.settings``, env-d
   fixup closes the connections before and after every task).
 - ``USER_TASKS_BENCH_PROFILE_DIR``: worker pool children profile themselves into that
   directory (``bench/common/profiling.py``).
+- ``USER_TASKS_BENCH_ASYNC_COMMIT``: ``0`` or ``1`` sets ``USER_TASKS_STATUS_ASYNC_COMMIT``
+  (for the publisher and the worker), to compare the two on a given server.
 """
 import os
 
@@ -20,3 +22,5 @@ if os.environ.get('USER_TASKS_BENCH_DB_REUSE_MAX'):
     CELERY_DB_REUSE_MAX = int(os.environ['USER_TASKS_BENCH_DB_REUSE_MAX'])
 if os.environ.get('USER_TASKS_BENCH_PROFILE_DIR'):
     CELERY_IMPORTS = ['bench.common.profiling']
+if os.environ.get('USER_TASKS_BENCH_ASYNC_COMMIT'):
+    USER_TASKS_STATUS_ASYNC_COMMIT = os.environ['USER_TASKS_BENCH_ASYNC_COMMIT'] == '1'
