@@ -30,10 +30,7 @@ import common  # noqa: E402
 BENCH = 'cpu_per_task'
 BOUND = 900  # seconds, for the whole script
 POLL = 0.02
-CONFIGS = {
-    'default': {},
-    'kept': {'USER_TASKS_BENCH_CONN_MAX_AGE': '300', 'USER_TASKS_BENCH_DB_REUSE_MAX': '1000000'},
-}
+CONFIGS = common.WORKER_CONFIGS
 _TICKS = os.sysconf('SC_CLK_TCK') if hasattr(os, 'sysconf') else 100
 
 

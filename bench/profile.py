@@ -39,7 +39,7 @@ def main():
     directory = tempfile.mkdtemp(prefix='user_tasks_bench_profile_')
     extra = {'USER_TASKS_BENCH_PROFILE_DIR': directory}
     if options.reuse_connections:
-        extra.update(USER_TASKS_BENCH_CONN_MAX_AGE='300', USER_TASKS_BENCH_DB_REUSE_MAX='1000000')
+        extra.update(common.WORKER_CONFIGS['kept'])
     env = common.configure(BENCH, db='postgres', broker=True, results=True, extra_env=extra)
 
     import redis  # noqa: PLC0415

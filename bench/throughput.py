@@ -49,10 +49,7 @@ from common import upstream  # noqa: E402
 BENCH = 'throughput'
 BOUND = 1800  # seconds, for the whole script
 POLL = 0.02
-CONFIGS = {
-    'default': {},
-    'kept': {'USER_TASKS_BENCH_CONN_MAX_AGE': '300', 'USER_TASKS_BENCH_DB_REUSE_MAX': '1000000'},
-}
+CONFIGS = common.WORKER_CONFIGS
 TARGETS = {'ratio_default': 3, 'ratio_kept': 2, 'publish_ratio': 2, 'vs_upstream': 3}
 
 

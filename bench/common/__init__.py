@@ -25,6 +25,15 @@ from urllib.parse import urlparse
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOPBACK = ('127.0.0.1', 'localhost', '::1')
 
+#: The worker configurations the throughput benchmarks compare: Celery's and Django's
+#: defaults (the fix-up closes connections around every task, ``CONN_MAX_AGE`` 0), and the
+#: host keeping connections (``CONN_MAX_AGE`` and ``CELERY_DB_REUSE_MAX``, read by
+#: ``bench.common.settings``).
+WORKER_CONFIGS = {
+    'default': {},
+    'kept': {'USER_TASKS_BENCH_CONN_MAX_AGE': '300', 'USER_TASKS_BENCH_DB_REUSE_MAX': '1000000'},
+}
+
 SERVICE_DEFAULTS = {
     'postgres': 'postgres://postgres@127.0.0.1:5432/user_tasks',
     'mariadb': 'mysql://root@127.0.0.1:3306/user_tasks',
