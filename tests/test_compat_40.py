@@ -8,6 +8,7 @@ import uuid
 from unittest import mock
 
 import pytest
+from django.db import transaction
 
 from tests import unit_tasks
 from tests.conftest import UNCONSUMED_QUEUE
@@ -49,6 +50,38 @@ def test_missing_user_id_on_publish_is_logged_and_hooks_untouched(hooks, caplog)
     assert MISSING in caplog.text
     assert 'KeyError' not in caplog.text
     assert hooks == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(('kwargs', 'message'), [
+    ({'course': 'x'}, MISSING),
+    ({'user_id': 987654}, 'Invalid user_id: 987654'),
+], ids=['missing', 'unknown'])
+def test_a_bad_user_id_inside_a_transaction_reaches_the_log_too(hooks, caplog, kwargs, message):
+    """Inside ``atomic()`` the row is written before Celery is called (publish on commit): it is logged there."""
+    with caplog.at_level('ERROR'), pytest.raises(TypeError) as info, transaction.atomic():
+        unit_tasks.host_hook_task.apply_async((), kwargs, queue=UNCONSUMED_QUEUE)
+    assert str(info.value) == message
+    assert message in caplog.text
+    assert not UserTaskStatus.objects.exists()
+
+
+@pytest.mark.django_db
+def test_publish_is_recorded_while_signals_celery_app_is_patched(user, protocol):
+    """A host's test patches ``signals.celery_app`` (to watch revokes): publishes are still recorded."""
+    with mock.patch('user_tasks.signals.celery_app') as app:
+        app.conf.task_protocol = protocol
+        result = sample_task.apply_async((user.pk,), {'label': 'x'}, queue=UNCONSUMED_QUEUE)
+    assert UserTaskStatus.objects.get(task_id=result.id).name == 'Sample x'
+
+
+@pytest.mark.django_db
+def test_a_protocol_2_body_is_read_as_such_whatever_its_headers(user):
+    """``(args, kwargs, embed)`` is protocol 2 even when the headers lack ``task``."""
+    headers = {'id': 'proto2-without-task-header', 'retries': 0, 'group': None}
+    body = ((user.pk,), {'label': 'y'}, {'callbacks': None, 'errbacks': None, 'chain': None, 'chord': None})
+    signals.create_user_task(sender=sample_task.name, body=body, headers=headers)
+    assert UserTaskStatus.objects.get(task_id='proto2-without-task-header').name == 'Sample y'
 
 
 @pytest.mark.django_db

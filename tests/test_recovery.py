@@ -247,18 +247,26 @@ class TestReap:
         assert recovery.reap()['containers_ended'] == 0
         assert db(canceled).state == S.CANCELED
 
-    def test_a_container_that_cannot_end_does_not_take_the_batch(self, make_status, short_settings, monkeypatch):
-        """A group missing a member's row (its publish was refused) is not selected run after run."""
+    def test_a_container_whose_children_do_not_cover_its_steps_is_ended_once_stale(self, make_status, short_settings,
+                                                                                   stopped):
+        """A member's row missing (its publish refused, the row deleted) or steps sized by hand: ended, not stuck."""
         done = timezone.now() - timedelta(hours=1)
         missing_member = make_status(task_class='celery.group', is_container=True, total_steps=2, state=S.IN_PROGRESS)
         make_status(parent=missing_member, state=S.SUCCEEDED, finished=done, total_steps=1)
-        endable = make_status(task_class='celery.group', is_container=True, total_steps=1, state=S.IN_PROGRESS)
-        make_status(parent=endable, state=S.CANCELED, finished=done, total_steps=1)
-        for row in (missing_member, endable):
+        by_hand = make_status(task_class='celery.chain', is_container=True, total_steps=10, state=S.IN_PROGRESS)
+        make_status(parent=by_hand, state=S.CANCELED, finished=done, total_steps=1)
+        young = make_status(task_class='celery.group', is_container=True, total_steps=2, state=S.IN_PROGRESS)
+        make_status(parent=young, state=S.SUCCEEDED, finished=done, total_steps=1)
+        for row in (missing_member, by_hand):
             age(row, seconds=61)
-        monkeypatch.setattr(recovery, '_BATCH', 1)
-        assert recovery.reap()['containers_ended'] == 1
-        assert (db(endable).state, db(missing_member).state) == (S.CANCELED, S.IN_PROGRESS)
+        # While a canvas may still be publishing, a member not yet recorded keeps its container open.
+        assert db(missing_member).end_if_children_ended() is False
+        assert recovery.reap()['containers_ended'] == 2
+        assert (db(missing_member).state, db(missing_member).completed_steps) == (S.SUCCEEDED, 2)
+        assert db(by_hand).state == S.CANCELED
+        assert db(young).state == S.IN_PROGRESS and db(young).finished is None
+        assert sorted(stopped.task_ids()) == sorted([missing_member.task_id, by_hand.task_id])
+        assert recovery.reap()['containers_ended'] == 0
 
     def test_container_of_a_canceled_member_whose_worker_died_ends_when_it_is_marked_stopped(
             self, make_status, revoke, short_settings, stopped):

@@ -20,7 +20,7 @@ import threading
 from datetime import timedelta
 
 from django.db import close_old_connections
-from django.db.models import DateTimeField, Exists, F, OuterRef, PositiveIntegerField, Q, Subquery, Sum
+from django.db.models import DateTimeField, Exists, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -88,9 +88,11 @@ def reap(now=None):
     for status in canceled[:_BATCH]:
         counts['canceled_stopped'] += status.mark_stopped()
     # Containers whose children have all ended but that were not ended with the last of them
-    # (written before a canceled member ended its container; see end_if_children_ended).
+    # (written before a canceled member ended its container, a member's row deleted, steps
+    # sized by hand; see end_if_children_ended).  Unchanged for the stale age, no publish of
+    # theirs is still under way: every member that will ever have a row has one.
     for container in _ended_containers(now)[:_BATCH]:
-        counts['containers_ended'] += container.end_if_children_ended(now)
+        counts['containers_ended'] += container.end_if_children_ended(now, members_recorded=True)
     if any(counts.values()):
         LOG.warning('Reaped user tasks: %s', counts)
     PeriodicJobRun.record(PeriodicJobRun.REAPER, now)  # read by every web process's /metrics
@@ -102,22 +104,18 @@ def _ended_containers(now):
     Unfinished containers with children, none of which is still waiting, running or stopping.
 
     Only those unchanged for ``USER_TASKS_STALE_AFTER``: a live canvas ends itself as its
-    children end, and a group still being published (sized as members arrive) is left alone.
-    The scan starts from the unfinished rows (index ``usertask_active_idx``); the children are
+    children end, and a group still being published is left alone.  Each of them can end
+    (their members are all recorded by then), so none takes the batch run after run.  The
+    scan starts from the unfinished rows (index ``usertask_active_idx``); the children are
     read by ``parent_id``.
     """
     children = UserTaskStatus.objects.filter(parent_id=OuterRef('pk'))
     unended = children.exclude(state=UserTaskStatus.SUCCEEDED).exclude(
         state=UserTaskStatus.CANCELED, finished__isnull=False)
-    # Every member published (the condition end_if_children_ended applies): a container
-    # that cannot end yet must not take the batch from one that can, run after run.
-    published = children.order_by().values('parent_id').annotate(steps=Sum('total_steps')).values('steps')
     return (UserTaskStatus.objects.filter(finished__isnull=True, is_container=True)
             .exclude(state__in=UserTaskStatus.FINAL_STATES)
             .filter(modified__lt=now - _as_timedelta(settings.USER_TASKS_STALE_AFTER))
             .filter(Exists(children), ~Exists(unended))
-            .annotate(published=Coalesce(Subquery(published, output_field=PositiveIntegerField()), 0))
-            .filter(total_steps__lte=F('published'))
             .select_related('parent').order_by('pk'))
 
 

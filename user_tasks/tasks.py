@@ -12,6 +12,7 @@ domain, the hub and the leaves; observers wrap a task body through
 """
 import inspect
 import logging
+from contextlib import contextmanager
 from functools import lru_cache, partial
 
 from celery import Task, shared_task
@@ -232,7 +233,8 @@ class UserTaskMixin:
         canvas_owners.refuse_mixed_owners(self, args, kwargs, options)
         app = self._get_app()
         task_id = task_id or uuid()
-        admitted = admission.admit(self, args, kwargs, task_id, options, _has_concurrency_key(type(self)))
+        with _logging_refusal(self, task_id):
+            admitted = admission.admit(self, args, kwargs, task_id, options, _has_concurrency_key(type(self)))
         if admitted is not None and not admitted.created:
             return self.AsyncResult(admitted.status.task_id)
         using = router.db_for_write(UserTaskStatus)
@@ -245,7 +247,8 @@ class UserTaskMixin:
                 # that was never sent must not sit Pending.
                 canvas.forget_unsent(task_id)
                 raise
-        canvas.record_publish(self, canvas.message_from_options(self, args, kwargs, task_id, options))
+        with _logging_refusal(self, task_id):
+            canvas.record_publish(self, canvas.message_from_options(self, args, kwargs, task_id, options))
         # A producer lent by the caller (a group lends one to its members) is back in its
         # pool by commit time: the deferred publish acquires its own.
         options.pop('producer', None)
@@ -268,6 +271,20 @@ class UserTaskMixin:
             raise Ignore()
         kwargs = _without_unaccepted_name(type(self), kwargs)
         return lifecycle.around(lifecycle.EXECUTE, self, super().__call__, *args, **kwargs)
+
+
+@contextmanager
+def _logging_refusal(task, task_id):
+    """Log a publish refused for its ``user_id`` (SPEC A5: it reaches the log), then let it raise.
+
+    The ``before_task_publish`` receiver logs it on the path through Celery; these are the
+    paths that write before Celery is called (admission, a publish deferred to commit).
+    """
+    try:
+        yield
+    except TypeError as exc:
+        LOG.error('Not recording user task %s (%s): %s', task_id, task.name, exc)
+        raise
 
 
 def _publish_or_forget(publish, task_id):
