@@ -546,14 +546,18 @@ class TestContainerOfACanceledMember:
         assert db(group).state == S.FAILED
         assert list(db(group).artifacts.values_list('text', flat=True)) == ['broke']
 
-    def test_not_before_every_member_is_published(self, group_of, revoke):
-        group, (a, b) = group_of(2)
-        S.objects.filter(pk=group.pk).update(total_steps=3)  # a third member is still to be recorded
-        group.total_steps = 3
-        a.cancel()
-        b.cancel()
-        assert db(group).state == S.PENDING
-        assert group.end_if_children_ended() is False
+    @pytest.mark.parametrize('kind', ['celery.group', 'celery.chain'])
+    def test_ends_when_its_children_have_whatever_its_steps(self, group_of, stopped, kind):
+        """SPEC A4: the parent succeeds when all its children have (a container sized by hand, a member deleted)."""
+        container, (a, b) = group_of(2, kind)
+        S.objects.filter(pk=container.pk).update(total_steps=10)
+        container.total_steps = 10
+        for member in (a, b):
+            member.start()
+            member.succeed()
+        assert (db(container).state, db(container).completed_steps) == (S.SUCCEEDED, 10)
+        assert container.state == S.SUCCEEDED  # through the cached parent
+        assert stopped.task_ids().count(container.task_id) == 1
 
     def test_ends_once(self, group_of, revoke, stopped):
         group, (a, b) = group_of(2)

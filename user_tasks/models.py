@@ -596,24 +596,18 @@ class UserTaskStatus(TimeStampedModel):
             self.parent.end_if_children_ended(now)
         return True
 
-    def end_if_children_ended(self, now=None, members_recorded=False):
+    def end_if_children_ended(self, now=None):
         """
         End this container once every child has ended: Succeeded if all succeeded, else Canceled.
 
         A child has ended when it Succeeded, or was Canceled and its work has stopped
-        (``finished``); a Failed child has failed the container already (``fail``).  Every
-        member must have been published too: the children's steps cover the container's
-        (a group whose members are chains records each as it is published), unless
-        ``members_recorded`` says so.  Called when a child ends (``succeed``, a cancel,
-        ``mark_stopped``) and by the reaper for containers left behind, which also ends those
-        whose steps were never covered (a member row deleted, a container sized by hand).  A
-        container ended Canceled cancels what would have run after it in its own chain or
-        chord, then its parent is checked in turn.
+        (``finished``); a Failed child has failed the container already (``fail``).  Called
+        when a child ends (``succeed``, a cancel, ``mark_stopped``) and by the reaper for
+        containers left behind.  A container ended Canceled cancels what would have run
+        after it in its own chain or chord, then its parent is checked in turn.
 
         Arguments:
             now (datetime or None): the time of the end (default: now).
-            members_recorded (bool): every member's row is known to be written (the reaper's
-                containers, unchanged for ``USER_TASKS_STALE_AFTER``).
 
         Returns:
             bool: whether this call ended the container.
@@ -624,8 +618,7 @@ class UserTaskStatus(TimeStampedModel):
         """
         now = now or timezone.now()
         state = status_connection.run(
-            type(self), lambda alias: status_sql.end_container(type(self), connections[alias], self.pk, now,
-                                                               members_recorded),
+            type(self), lambda alias: status_sql.end_container(type(self), connections[alias], self.pk, now),
             durable=True)
         if state is None:
             return False

@@ -88,11 +88,10 @@ def reap(now=None):
     for status in canceled[:_BATCH]:
         counts['canceled_stopped'] += status.mark_stopped()
     # Containers whose children have all ended but that were not ended with the last of them
-    # (written before a canceled member ended its container, a member's row deleted, steps
-    # sized by hand; see end_if_children_ended).  Unchanged for the stale age, no publish of
-    # theirs is still under way: every member that will ever have a row has one.
+    # (written before a canceled member ended its container, or by an earlier version that
+    # also waited for the children's steps to cover the container's; see end_if_children_ended).
     for container in _ended_containers(now)[:_BATCH]:
-        counts['containers_ended'] += container.end_if_children_ended(now, members_recorded=True)
+        counts['containers_ended'] += container.end_if_children_ended(now)
     if any(counts.values()):
         LOG.warning('Reaped user tasks: %s', counts)
     PeriodicJobRun.record(PeriodicJobRun.REAPER, now)  # read by every web process's /metrics
@@ -104,10 +103,9 @@ def _ended_containers(now):
     Unfinished containers with children, none of which is still waiting, running or stopping.
 
     Only those unchanged for ``USER_TASKS_STALE_AFTER``: a live canvas ends itself as its
-    children end, and a group still being published is left alone.  Each of them can end
-    (their members are all recorded by then), so none takes the batch run after run.  The
-    scan starts from the unfinished rows (index ``usertask_active_idx``); the children are
-    read by ``parent_id``.
+    children end.  Each of them can end, so none takes the batch run after run.  The scan
+    starts from the unfinished rows (index ``usertask_active_idx``); the children are read
+    by ``parent_id``.
     """
     children = UserTaskStatus.objects.filter(parent_id=OuterRef('pk'))
     unended = children.exclude(state=UserTaskStatus.SUCCEEDED).exclude(

@@ -114,15 +114,13 @@ def succeed(model, connection, pk, now):
         return cursor.rowcount
 
 
-def end_container(model, connection, pk, now, members_recorded=False):
+def end_container(model, connection, pk, now):
     """
-    End container ``pk`` if every child has ended and every member was published; return its new state, or None.
+    End container ``pk`` if every child has ended; return its new state, or None.
 
     Succeeded (steps raised to the total) when every child succeeded, else Canceled (ADR
-    0013).  Every member was published when the children's steps cover the container's;
-    ``members_recorded`` says so instead (the reaper, long after any publish).  One
-    statement where the database has ``UPDATE ... RETURNING``; MariaDB reads the state it
-    wrote in a second one, only when the row moved.
+    0013).  One statement where the database has ``UPDATE ... RETURNING``; MariaDB reads
+    the state it wrote in a second one, only when the row moved.
     """
     table = connection.ops.quote_name(model._meta.db_table)
     db_now = model._meta.get_field('finished').get_db_prep_value(now, connection)
@@ -143,10 +141,6 @@ def end_container(model, connection, pk, now, members_recorded=False):
     succeeded, canceled = model.SUCCEEDED, model.CANCELED
     params = [pk, succeeded, succeeded, canceled, pk, succeeded, db_now, db_now,
               pk, *model.FINAL_STATES, pk, succeeded, canceled]
-    if not members_recorded:
-        sql += (f' AND total_steps <= (SELECT published FROM (SELECT COALESCE(SUM(total_steps), 0) AS published '
-                f'FROM {table} WHERE parent_id = %s) AS members)')
-        params.append(pk)
     returning = can_update_returning(connection)
     with connection.cursor() as cursor:
         cursor.execute(sql + (' RETURNING state' if returning else ''), params)
