@@ -28,9 +28,8 @@ from rest_framework.settings import api_settings
 
 from user_tasks import deletion, retrying
 from user_tasks._schema import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from user_tasks.conf import settings
+from user_tasks.conf import DEFAULTS, settings
 from user_tasks.exceptions import ArgumentsNotStorable, RetryNotSent, RetryRefused, TooManyActiveTasks
-from user_tasks.filters import ArtifactFilterBackend, StatusFilterBackend
 from user_tasks.models import UserTaskArtifact, UserTaskStatus
 from user_tasks.serializers import ArtifactSerializer, StatusMessageSerializer, StatusSerializer
 
@@ -105,9 +104,9 @@ class _ProjectSettingsMixin:
             raise NotFound(_('Invalid page.')) from exc
 
 
-def _filter_backends(name, default):
+def _filter_backends(name):
     """
-    The filter backends the setting ``name`` gives; ``default`` while it names nothing importable.
+    The filter backends the setting ``name`` gives; its default ones while it names nothing importable.
 
     Read where the class is defined, so a wrong value (a missing comma makes a tuple a
     string) would otherwise stop the URLconf from loading and ``manage.py check`` before its
@@ -118,7 +117,7 @@ def _filter_backends(name, default):
         return getattr(settings, name)
     except (ImportError, TypeError, ValueError) as exc:
         LOG.error('%s is wrong (%s): the default filters apply until it is fixed (see manage.py check)', name, exc)
-        return default
+        return DEFAULTS[name]()
 
 
 #: ``?include=state_message`` adds ``state_msgid`` and ``state_params`` to each status.
@@ -162,7 +161,7 @@ class StatusViewSet(_ProjectSettingsMixin, mixins.DestroyModelMixin, viewsets.Re
     action_perms_map = {'cancel': ['%(app_label)s.cancel_%(model_name)s'],
                         'retry': ['%(app_label)s.retry_%(model_name)s']}
 
-    filter_backends = _filter_backends('USER_TASKS_STATUS_FILTERS', (StatusFilterBackend,))
+    filter_backends = _filter_backends('USER_TASKS_STATUS_FILTERS')
 
     def get_serializer_class(self):
         # 4.0's fields unless the client asks for the message behind state_text.
@@ -252,7 +251,7 @@ class ArtifactViewSet(_ProjectSettingsMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = (DjangoObjectPermissionsIncludingView,)
     lookup_field = 'uuid'
 
-    filter_backends = _filter_backends('USER_TASKS_ARTIFACT_FILTERS', (ArtifactFilterBackend,))
+    filter_backends = _filter_backends('USER_TASKS_ARTIFACT_FILTERS')
 
     def get_queryset(self):
         return super().get_queryset().select_related('status').order_by('-created', '-id')
@@ -274,5 +273,5 @@ def _follow_settings(setting=None, **kwargs):
     for viewset in (StatusViewSet, ArtifactViewSet):
         viewset.authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
         viewset.pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
-    StatusViewSet.filter_backends = _filter_backends('USER_TASKS_STATUS_FILTERS', (StatusFilterBackend,))
-    ArtifactViewSet.filter_backends = _filter_backends('USER_TASKS_ARTIFACT_FILTERS', (ArtifactFilterBackend,))
+    StatusViewSet.filter_backends = _filter_backends('USER_TASKS_STATUS_FILTERS')
+    ArtifactViewSet.filter_backends = _filter_backends('USER_TASKS_ARTIFACT_FILTERS')
